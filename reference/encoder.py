@@ -1,0 +1,150 @@
+"""The BERT encoder in numpy float64: embeddings, self-attention layers and the pooler.
+
+Weights are a plain dict named like the transformers `state_dict`; `prefix` is `"bert."` inside the task
+heads and `""` for a bare `BertModel`.
+"""
+
+import numpy as np
+
+from .activations import activation
+from .config import BertSpec
+from .errors import ReferenceInputError
+
+
+def linear(x, weight, bias=None):
+    """Affine map y = x W^T + b, with W stored [out_features, in_features] as torch does."""
+    y = x @ weight.T
+    return y if bias is None else y + bias
+
+
+def layer_norm(x, weight, bias, eps):
+    """Normalise the last axis to mean 0 and (biased) variance 1, with eps inside the square root, then scale and shift."""
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * weight + bias
+
+
+def _check_ids(name, ids, upper):
+    ids = np.asarray(ids)
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise ReferenceInputError(f"{name} must be integers, got dtype {ids.dtype}")
+    if ids.size and (ids.min() < 0 or ids.max() >= upper):
+        raise ReferenceInputError(f"{name} must lie in [0, {upper}), got values in [{ids.min()}, {ids.max()}]")
+    return ids
+
+
+def embeddings(weights, spec: BertSpec, input_ids, token_type_ids=None, position_ids=None, prefix="bert."):
+    """Word + position + token-type embeddings, then LayerNorm.
+
+    Missing `position_ids` default to 0..L-1 for every row; missing `token_type_ids` default to all 0.
+    """
+    input_ids = _check_ids("input_ids", input_ids, spec.vocab_size)
+    batch, length = input_ids.shape
+    if position_ids is None:
+        position_ids = np.broadcast_to(np.arange(length), (batch, length))
+    if token_type_ids is None:
+        token_type_ids = np.zeros((batch, length), dtype=np.int64)
+    position_ids = _check_ids("position_ids", position_ids, spec.max_position_embeddings)
+    token_type_ids = _check_ids("token_type_ids", token_type_ids, spec.type_vocab_size)
+    p = prefix + "embeddings."
+    x = (
+        weights[p + "word_embeddings.weight"][input_ids]
+        + weights[p + "token_type_embeddings.weight"][token_type_ids]
+        + weights[p + "position_embeddings.weight"][position_ids]
+    )
+    return layer_norm(x, weights[p + "LayerNorm.weight"], weights[p + "LayerNorm.bias"], spec.layer_norm_eps)
+
+
+def allowed_keys(attention_mask, is_decoder):
+    """Which keys each query may attend to, as bool [batch, query, key].
+
+    A key is visible when its attention_mask entry is 1; a decoder additionally hides keys after the query
+    (causal). A query that sees no key at all has no defined output, so it is refused.
+    """
+    mask = np.asarray(attention_mask)
+    if not np.isin(mask, (0, 1)).all():
+        raise ReferenceInputError("attention_mask must hold only 0 and 1")
+    length = mask.shape[-1]
+    allowed = np.broadcast_to(mask[:, None, :].astype(bool), (mask.shape[0], length, length))
+    if is_decoder:
+        allowed = allowed & np.tril(np.ones((length, length), dtype=bool))
+    if not allowed.any(axis=-1).all():
+        raise ReferenceInputError("a query position attends to no key (fully padded row); its output is undefined")
+    return allowed
+
+
+def masked_softmax(scores, allowed):
+    """Softmax over the last axis restricted to allowed entries; disallowed entries get probability exactly 0."""
+    scores = np.where(allowed, scores, -np.inf)
+    scores = scores - scores.max(axis=-1, keepdims=True)
+    e = np.exp(scores)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def self_attention(x, weights, spec: BertSpec, allowed, prefix):
+    """Multi-head scaled dot-product attention: softmax(Q K^T / sqrt(head_size)) V per head, heads concatenated.
+
+    `allowed` is [batch, query, key]; `prefix` ends in `attention.`. Returns the attention block's output after
+    its dense projection, residual and LayerNorm.
+    """
+    batch, length, hidden = x.shape
+    heads, size = spec.num_attention_heads, spec.head_size
+
+    def split(t):  # [B, L, H*D] -> [B, H, L, D]
+        return t.reshape(batch, length, heads, size).transpose(0, 2, 1, 3)
+
+    p = prefix + "self."
+    q = split(linear(x, weights[p + "query.weight"], weights[p + "query.bias"]))
+    k = split(linear(x, weights[p + "key.weight"], weights[p + "key.bias"]))
+    v = split(linear(x, weights[p + "value.weight"], weights[p + "value.bias"]))
+    probs = masked_softmax(q @ k.transpose(0, 1, 3, 2) / np.sqrt(size), allowed[:, None])
+    context = (probs @ v).transpose(0, 2, 1, 3).reshape(batch, length, hidden)
+    o = prefix + "output."
+    out = linear(context, weights[o + "dense.weight"], weights[o + "dense.bias"])
+    return layer_norm(out + x, weights[o + "LayerNorm.weight"], weights[o + "LayerNorm.bias"], spec.layer_norm_eps)
+
+
+def encoder_layer(x, weights, spec: BertSpec, allowed, prefix):
+    """One transformer layer (post-LN): attention block, then dense -> activation -> dense, residual, LayerNorm."""
+    x = self_attention(x, weights, spec, allowed, prefix + "attention.")
+    act = activation(spec.hidden_act)
+    h = act(linear(x, weights[prefix + "intermediate.dense.weight"], weights[prefix + "intermediate.dense.bias"]))
+    o = prefix + "output."
+    h = linear(h, weights[o + "dense.weight"], weights[o + "dense.bias"])
+    return layer_norm(h + x, weights[o + "LayerNorm.weight"], weights[o + "LayerNorm.bias"], spec.layer_norm_eps)
+
+
+def pooler(sequence_output, weights, prefix="bert."):
+    """tanh(dense(hidden state of the first token))."""
+    p = prefix + "pooler.dense."
+    return np.tanh(linear(sequence_output[:, 0], weights[p + "weight"], weights[p + "bias"]))
+
+
+def bert_model(
+    weights,
+    spec: BertSpec,
+    input_ids,
+    attention_mask=None,
+    token_type_ids=None,
+    position_ids=None,
+    prefix="bert.",
+    add_pooling_layer=True,
+):
+    """BertModel: embeddings, `num_hidden_layers` encoder layers, and optionally the pooler.
+
+    A missing `attention_mask` means every position is attended. Returns `(last_hidden_state, pooler_output)`,
+    the latter `None` without the pooling layer.
+    """
+    input_ids = np.asarray(input_ids)
+    if input_ids.ndim != 2:
+        raise ReferenceInputError(f"input_ids must be [batch, sequence], got shape {input_ids.shape}")
+    if attention_mask is None:
+        attention_mask = np.ones(input_ids.shape, dtype=np.int64)
+    if np.shape(attention_mask) != input_ids.shape:
+        raise ReferenceInputError(f"attention_mask shape {np.shape(attention_mask)} != input_ids shape {input_ids.shape}")
+    allowed = allowed_keys(attention_mask, spec.is_decoder)
+    x = embeddings(weights, spec, input_ids, token_type_ids, position_ids, prefix)
+    for i in range(spec.num_hidden_layers):
+        x = encoder_layer(x, weights, spec, allowed, f"{prefix}encoder.layer.{i}.")
+    pooled = pooler(x, weights, prefix) if add_pooling_layer else None
+    return x, pooled
