@@ -66,16 +66,17 @@ def masked_lm(weights, spec, input_ids, attention_mask=None, token_type_ids=None
                       {"logits": losses.masked_lm_loss_grad(out["logits"], labels)})
 
 
-def causal_lm(weights, spec, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None):
+def causal_lm(weights, spec, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
+              num_items_in_batch=None):
     """BertLMHeadModel: the MLM prediction head on a decoder (causal attention when `spec.is_decoder`);
-    loss `losses.causal_lm_loss` (labels shifted left by one)."""
+    loss `losses.causal_lm_loss` (labels shifted left by one; summed and divided by `num_items_in_batch` if given)."""
     weights = as_float64(weights)
     hidden, _ = bert_model(weights, spec, input_ids, attention_mask, token_type_ids, position_ids, add_pooling_layer=False)
     out = {"last_hidden_state": hidden, "logits": lm_prediction_head(hidden, weights, spec)}
     if labels is None:
         return out
-    return _with_loss(out, losses.causal_lm_loss(out["logits"], labels),
-                      {"logits": losses.causal_lm_loss_grad(out["logits"], labels)})
+    return _with_loss(out, losses.causal_lm_loss(out["logits"], labels, num_items_in_batch),
+                      {"logits": losses.causal_lm_loss_grad(out["logits"], labels, num_items_in_batch)})
 
 
 def next_sentence(weights, spec, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None):

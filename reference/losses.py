@@ -43,6 +43,10 @@ def _class_labels(logits, labels, ignore_index, what="labels"):
     return labels.astype(np.int64)
 
 
+NUMERIC = "biuf"
+FLOATING = "f"
+
+
 def _denominator(counted, num_items_in_batch):
     return counted.sum() if num_items_in_batch is None else num_items_in_batch
 
@@ -61,45 +65,51 @@ def cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, num_items_in_batch=
 
 
 def cross_entropy_grad(logits, labels, ignore_index=IGNORE_INDEX, num_items_in_batch=None):
-    """d cross_entropy / d logits = (softmax(logits) - onehot(label)) / denominator on counted rows, 0 on ignored rows."""
+    """d cross_entropy / d logits = (softmax(logits) - onehot(label)) / denominator on counted rows, exactly 0 on
+    ignored rows, also when every row is ignored (the loss is then NaN but torch's gradient is all zeros)."""
     labels = _class_labels(logits, labels, ignore_index)
     counted = labels != ignore_index
     onehot = np.zeros_like(logits)
     onehot[np.arange(len(labels)), np.where(counted, labels, 0)] = 1.0
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counted[:, None], softmax(logits) - onehot, 0.0) / _denominator(counted, num_items_in_batch)
+        counted_grad = (softmax(logits) - onehot) / _denominator(counted, num_items_in_batch)
+    return np.where(counted[:, None], counted_grad, 0.0)
 
 
-def _float_targets(prediction, target, what):
+def _targets(prediction, target, what, kinds):
     target = np.asarray(target)
-    if not np.issubdtype(target.dtype, np.floating):
-        raise ReferenceInputError(f"{what} needs floating-point labels, got dtype {target.dtype}")
+    if target.dtype.kind not in kinds:
+        raise ReferenceInputError(f"{what} does not take labels of dtype {target.dtype}")
     if target.shape != prediction.shape:
         raise ReferenceInputError(f"{what}: labels shape {target.shape} != logits shape {prediction.shape}")
     return target.astype(np.float64)
 
 
 def mse(prediction, target):
-    """Mean over all elements of (prediction - target)^2; shapes must be equal (no broadcasting)."""
-    target = _float_targets(prediction, target, "mse")
+    """Mean over all elements of (prediction - target)^2; shapes must be equal (no broadcasting).
+
+    Integer and boolean targets are taken as their float values, as torch's type promotion does."""
+    target = _targets(prediction, target, "mse", NUMERIC)
     return np.float64(((prediction - target) ** 2).mean())
 
 
 def mse_grad(prediction, target):
     """2 (prediction - target) / number of elements."""
-    target = _float_targets(prediction, target, "mse")
+    target = _targets(prediction, target, "mse", NUMERIC)
     return 2.0 * (prediction - target) / prediction.size
 
 
 def bce_with_logits(logits, target):
-    """Mean over all elements of -[y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))], as max(x,0) - x y + log1p(exp(-|x|))."""
-    target = _float_targets(logits, target, "bce_with_logits")
+    """Mean over all elements of -[y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))], as max(x,0) - x y + log1p(exp(-|x|)).
+
+    Targets must be floating point (torch refuses integer and boolean targets here)."""
+    target = _targets(logits, target, "bce_with_logits", FLOATING)
     return np.float64((np.maximum(logits, 0.0) - logits * target + np.log1p(np.exp(-np.abs(logits)))).mean())
 
 
 def bce_with_logits_grad(logits, target):
     """(sigmoid(x) - y) / number of elements."""
-    target = _float_targets(logits, target, "bce_with_logits")
+    target = _targets(logits, target, "bce_with_logits", FLOATING)
     return (sigmoid(logits) - target) / logits.size
 
 

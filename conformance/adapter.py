@@ -1,0 +1,145 @@
+"""The adapter to the implementation under test: HuggingFace transformers.
+
+Every difference between transformers versions is bridged here and nowhere else. A user porting BERT elsewhere
+can write a class with the same methods (`build`, `run`, `attention_implementations`, `activations`) and pass it
+to the suite with `--adapter module:Class`.
+"""
+
+import functools
+import inspect
+import json
+import warnings
+
+import numpy as np
+import torch
+from packaging.version import Version
+
+from .case import Case, draw_weights
+
+TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
+
+# Output attribute names per head, as the transformers output objects name them.
+LOGIT_KEYS = {
+    "BertModel": ("last_hidden_state", "pooler_output"),
+    "BertForPreTraining": ("prediction_logits", "seq_relationship_logits"),
+    "BertForQuestionAnswering": ("start_logits", "end_logits"),
+}
+DEFAULT_LOGIT_KEYS = ("logits",)
+
+
+def logit_keys(head):
+    return LOGIT_KEYS.get(head, DEFAULT_LOGIT_KEYS)
+
+
+class TransformersAdapter:
+    """Builds, loads and runs transformers' BERT classes; returns numpy float64 outputs."""
+
+    name = "transformers"
+
+    def __init__(self):
+        import transformers
+
+        self.transformers = transformers
+        self.version = Version(transformers.__version__)
+        transformers.logging.set_verbosity_error()
+        warnings.filterwarnings("ignore", module="transformers")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+    def __repr__(self):
+        return f"transformers {self.version}"
+
+    # --- what this version offers --------------------------------------------------------------------------
+
+    def attention_implementations(self):
+        """Eager attention always; the library's sdpa path where this version has one for BERT."""
+        cls = self.transformers.BertModel
+        return ["eager", "sdpa"] if getattr(cls, "_supports_sdpa", False) else ["eager"]
+
+    def activations(self):
+        """The `hidden_act` names this version's ACT2FN knows."""
+        from transformers.activations import ACT2FN
+
+        return sorted(getattr(ACT2FN, "keys", lambda: ACT2FN)())
+
+    @functools.cached_property
+    def causal_lm_loss_in_float32(self):
+        """Whether BertLMHeadModel's loss goes through `ForCausalLMLoss`, which casts logits with `.float()`, so a
+        float64 model gets a float32 loss (and a float32-rounded gradient)."""
+        return "loss_function" in inspect.getsource(self.transformers.BertLMHeadModel.forward)
+
+    @functools.cached_property
+    def token_classification_loss_uses_attention_mask(self):
+        """Whether BertForTokenClassification also ignores the loss at positions whose attention mask is 0 (the rule
+        of early releases, written with an `active_loss` mask), rather than only at label -100."""
+        return "active_loss" in inspect.getsource(self.transformers.BertForTokenClassification.forward)
+
+    # --- building and running ------------------------------------------------------------------------------
+
+    @functools.lru_cache(maxsize=64)
+    def _model(self, head, config_json, attn, device, dtype):
+        config = json.loads(config_json)
+        bert_config = self.transformers.BertConfig(**config, attn_implementation=attn)
+        model = getattr(self.transformers, head)(bert_config)
+        actual = getattr(model.config, "_attn_implementation", "eager")
+        if actual != attn:
+            raise RuntimeError(f"asked for attention {attn!r}, transformers {self.version} chose {actual!r}")
+        shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+        return model.to(device=device, dtype=TORCH_DTYPES[dtype]).eval(), shapes
+
+    def build(self, case: Case, attn="eager", device="cpu", dtype="float64"):
+        """The model for `case`, with the case's drawn weights loaded; returns (model, weights as float64 numpy).
+
+        Models are cached per (head, config, attention, device, dtype); only the weights are loaded anew.
+        Tied parameters appear once in `named_parameters`, so tying is what makes decoder == word embeddings.
+        """
+        model, shapes = self._model(case.head, json.dumps(case.config, sort_keys=True), attn, device, dtype)
+        drawn = draw_weights(shapes, case.weights_seed)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(torch.from_numpy(drawn[name]))
+        if hasattr(model.config, "problem_type"):  # forward() writes the inferred problem type back into the config
+            model.config.problem_type = case.config.get("problem_type")
+        weights = {k: v.detach().to("cpu", torch.float64).numpy() for k, v in model.state_dict().items()}
+        return model, weights
+
+    def run(self, case: Case, attn="eager", device="cpu", dtype="float64", grad=True):
+        """Run `case` in eval mode; return numpy float64 outputs: the head's logits, `last_hidden_state`, and with
+        labels `loss` and `loss_grad` (d loss / d each logits output, via autograd)."""
+        model, weights = self.build(case, attn, device, dtype)
+        # contiguous copies: BertForMultipleChoice .view()s its inputs, which fails on strided tensors
+        kwargs = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in case.inputs.items()}
+        for k, v in case.labels.items():
+            t = torch.from_numpy(np.ascontiguousarray(v))
+            kwargs[k] = (t.to(TORCH_DTYPES[dtype]) if t.is_floating_point() else t).to(device)
+        if case.num_items_in_batch is not None:
+            kwargs["num_items_in_batch"] = case.num_items_in_batch
+        with torch.set_grad_enabled(grad and bool(case.labels)):
+            out = model(**kwargs, output_hidden_states=True, return_dict=True)
+        result = {key: getattr(out, key) for key in logit_keys(case.head)}
+        if case.head != "BertModel":
+            result["last_hidden_state"] = out.hidden_states[-1]
+        loss = getattr(out, "loss", None)
+        if loss is not None:
+            result["loss"] = loss
+            if grad:
+                keys = logit_keys(case.head)
+                grads = torch.autograd.grad(loss, [result[k] for k in keys], allow_unused=True)
+                result["loss_grad"] = {k: (torch.zeros_like(result[k]) if g is None else g) for k, g in zip(keys, grads)}
+        return _to_numpy(result), weights
+
+
+def _to_numpy(x):
+    if isinstance(x, dict):
+        return {k: _to_numpy(v) for k, v in x.items()}
+    return x.detach().to("cpu", torch.float64).numpy()
+
+
+def available_devices():
+    """cpu always; cuda and mps when torch sees them."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices

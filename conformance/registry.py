@@ -1,0 +1,171 @@
+"""The registry: one declarative table of every check. Tests are generated from it and reports read it.
+
+A check compares transformers with the reference (`kind="reference"`), checks a relation on transformers alone
+(`"metamorphic"`), or requires both sides to refuse bad input (`"error"`). Known, explained differences are
+declared on the check with the adapter predicate that says whether the installed version has them.
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+
+import reference
+
+from . import properties
+from .strategies import cases
+
+
+@dataclass(frozen=True)
+class KnownDifference:
+    """A legitimate, explained way in which transformers differs from the reference.
+
+    `holds(adapter)` says whether the installed version has it. Either transformers `raises` (an exception whose
+    "Type: message" matches this regex) instead of computing, or the outputs in `tolerance_dtype` carry the
+    rounding of another dtype.
+    """
+
+    id: str
+    description: str
+    holds: Callable
+    raises: Optional[str] = None
+    tolerance_dtype: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    area: str  # encoder | head | loss | metamorphic | errors
+    head: str
+    description: str
+    strategy: Callable  # activations -> SearchStrategy[Case]
+    kind: str = "reference"  # reference | metamorphic | error
+    prop: Optional[Callable] = None  # (adapter, case, target) -> [Comparison], for metamorphic and error checks
+    known: Tuple[KnownDifference, ...] = ()
+    every_attention: bool = True  # run under each attention implementation, or only the first (eager)
+    cpu_only: bool = False
+
+
+CAUSAL_LOSS_FLOAT32 = KnownDifference(
+    "causal-lm-loss-float32",
+    "BertLMHeadModel's loss goes through ForCausalLMLoss, which calls logits.float(): a float64 model gets a "
+    "float32 loss and a float32-rounded logits gradient, so these compare at the float32 tolerance.",
+    holds=lambda adapter: adapter.causal_lm_loss_in_float32,
+    tolerance_dtype={"loss": "float32", "loss_grad": "float32"},
+)
+INT32_LABELS_REFUSED = KnownDifference(
+    "int32-class-labels-refused",
+    "transformers infers single_label_classification for int32 labels, but torch's cross_entropy only takes "
+    "int64 targets, so the forward raises; the reference computes the cross-entropy of the same class indices.",
+    holds=lambda adapter: True,
+    raises=r"expected .*(Long|scalar type).*(Int|int)",
+)
+
+BERT_CLASSES = reference.heads.HEADS
+
+
+def _c(head, **kw):
+    return lambda acts: cases(head, acts, **kw)
+
+
+CHECKS = [
+    # --- encoder ------------------------------------------------------------------------------------------
+    Check("encoder.bidirectional", "encoder", "BertModel",
+          "BertModel last hidden state and pooled output: embeddings, padded-key masking, every activation, pooler",
+          _c("BertModel", labels="none")),
+    Check("encoder.causal", "encoder", "BertModel",
+          "BertModel as a decoder (is_decoder=True): causal plus padding mask",
+          _c("BertModel", labels="none", is_decoder=True)),
+    # --- heads with their main loss -------------------------------------------------------------------------
+    Check("head.pretraining", "head", "BertForPreTraining",
+          "MLM logits (decoder tied to word embeddings, output bias), NSP logits, loss = MLM + NSP, gradients",
+          _c("BertForPreTraining", labels="pretraining")),
+    Check("head.masked_lm", "head", "BertForMaskedLM",
+          "MLM logits and cross-entropy over positions not labelled -100, gradient zero at ignored positions",
+          _c("BertForMaskedLM", labels="tokens")),
+    Check("head.causal_lm", "head", "BertLMHeadModel",
+          "decoder logits and the causal shift: position t scored against label t+1, last position ignored",
+          _c("BertLMHeadModel", labels="tokens", is_decoder=True), known=(CAUSAL_LOSS_FLOAT32,)),
+    Check("loss.causal_lm.num_items_in_batch", "loss", "BertLMHeadModel",
+          "causal LM loss summed and divided by num_items_in_batch (gradient accumulation normalisation)",
+          _c("BertLMHeadModel", labels="tokens", is_decoder=True, with_num_items=True),
+          known=(CAUSAL_LOSS_FLOAT32,), every_attention=False),
+    Check("head.next_sentence", "head", "BertForNextSentencePrediction",
+          "NSP logits on the pooled output and their cross-entropy, -100 ignored",
+          _c("BertForNextSentencePrediction", labels="class")),
+    Check("head.sequence_classification", "head", "BertForSequenceClassification",
+          "classifier on the pooled output; int64 labels with num_labels >= 2 select single-label cross-entropy",
+          _c("BertForSequenceClassification", labels="class")),
+    Check("head.multiple_choice", "head", "BertForMultipleChoice",
+          "[B, C, L] inputs flattened, one score per choice, reshaped back to [B, C], cross-entropy over choices",
+          _c("BertForMultipleChoice", labels="class", num_labels=1)),
+    Check("head.token_classification", "head", "BertForTokenClassification",
+          "per-position classifier; cross-entropy over positions not labelled -100",
+          _c("BertForTokenClassification", labels="tokens")),
+    Check("head.question_answering", "head", "BertForQuestionAnswering",
+          "start/end logits; positions clamped to [0, L], those at L ignored, the two losses averaged",
+          _c("BertForQuestionAnswering", labels="qa", num_labels=2)),
+    # --- the other loss rules of sequence classification ----------------------------------------------------
+    Check("loss.sequence_classification.regression", "loss", "BertForSequenceClassification",
+          "num_labels == 1: regression, MSE of the squeezed logits and labels ([B] or [B, 1] labels)",
+          _c("BertForSequenceClassification", labels="regression", num_labels=1), every_attention=False),
+    Check("loss.sequence_classification.regression_multi", "loss", "BertForSequenceClassification",
+          "problem_type='regression' with num_labels > 1: MSE over [B, num_labels]",
+          _c("BertForSequenceClassification", labels="regression", problem_type="regression"),
+          every_attention=False),
+    Check("loss.sequence_classification.multi_label", "loss", "BertForSequenceClassification",
+          "float labels with num_labels > 1: multi-label BCE with logits",
+          _c("BertForSequenceClassification", labels="multi_label"), every_attention=False),
+    Check("loss.sequence_classification.explicit_single_label", "loss", "BertForSequenceClassification",
+          "problem_type='single_label_classification' given explicitly",
+          _c("BertForSequenceClassification", labels="class", problem_type="single_label_classification"),
+          every_attention=False),
+    Check("loss.sequence_classification.int32_labels", "loss", "BertForSequenceClassification",
+          "int32 class labels select single-label classification",
+          _c("BertForSequenceClassification", labels="class", label_dtype=np.int32),
+          known=(INT32_LABELS_REFUSED,), every_attention=False),
+    # --- metamorphic relations on transformers alone -------------------------------------------------------
+    Check("metamorphic.padding_invariance.token_classification", "metamorphic", "BertForTokenClassification",
+          properties.padding_invariance.__doc__, _c("BertForTokenClassification", labels="tokens"),
+          kind="metamorphic", prop=properties.padding_invariance),
+    Check("metamorphic.padding_invariance.masked_lm", "metamorphic", "BertForMaskedLM",
+          properties.padding_invariance.__doc__, _c("BertForMaskedLM", labels="tokens"),
+          kind="metamorphic", prop=properties.padding_invariance),
+    Check("metamorphic.batch_split.sequence_classification", "metamorphic", "BertForSequenceClassification",
+          properties.batch_split.__doc__, _c("BertForSequenceClassification", labels="none"),
+          kind="metamorphic", prop=properties.batch_split),
+    Check("metamorphic.batch_split.question_answering", "metamorphic", "BertForQuestionAnswering",
+          properties.batch_split.__doc__, _c("BertForQuestionAnswering", labels="none", num_labels=2),
+          kind="metamorphic", prop=properties.batch_split),
+    Check("metamorphic.choice_permutation", "metamorphic", "BertForMultipleChoice",
+          properties.choice_permutation.__doc__, _c("BertForMultipleChoice", labels="class", num_labels=1),
+          kind="metamorphic", prop=properties.choice_permutation),
+    Check("metamorphic.eval_determinism", "metamorphic", "BertForPreTraining",
+          properties.eval_determinism.__doc__, _c("BertForPreTraining", labels="pretraining"),
+          kind="metamorphic", prop=properties.eval_determinism),
+    Check("metamorphic.ignored_zero_grad.causal_lm", "metamorphic", "BertLMHeadModel",
+          "positions labelled -100 (after the shift, and the last position) get exactly zero gradient",
+          _c("BertLMHeadModel", labels="tokens", is_decoder=True),
+          kind="metamorphic", prop=properties.ignored_zero_grad),
+    Check("metamorphic.ignored_zero_grad.token_classification", "metamorphic", "BertForTokenClassification",
+          properties.ignored_zero_grad.__doc__, _c("BertForTokenClassification", labels="tokens"),
+          kind="metamorphic", prop=properties.ignored_zero_grad),
+    # --- error conformance: both sides refuse ---------------------------------------------------------------
+    *[
+        Check(f"errors.{how}.{name}", "errors", head, f"labels {how.replace('_', ' ')}: both must refuse",
+              (lambda head=head, labels=labels, how=how: lambda acts: properties.corrupted(
+                  cases(head, acts, labels=labels), how))(),
+              kind="error", prop=properties.both_refuse, every_attention=False, cpu_only=True)
+        for how in ("out_of_range", "wrong_shape", "float_dtype")
+        for name, head, labels in (
+            ("sequence_classification", "BertForSequenceClassification", "class"),
+            ("token_classification", "BertForTokenClassification", "tokens"),
+            ("masked_lm", "BertForMaskedLM", "tokens"),
+        )
+        if not (how == "float_dtype" and name == "sequence_classification")  # float labels mean multi-label there
+    ],
+]
+
+
+CHECKS_BY_ID = {c.id: c for c in CHECKS}
+assert len(CHECKS_BY_ID) == len(CHECKS), "check ids must be unique"

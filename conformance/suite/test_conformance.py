@@ -1,0 +1,56 @@
+"""The conformance suite: one test per registry check and target (device-dtype-attention).
+
+Each test draws cases with Hypothesis and requires every comparison to hold; a failure prints the check, the
+largest errors and a command reproducing the minimal case.
+"""
+
+from hypothesis import given
+
+import reference
+
+from conformance.runner import compare_with_reference
+
+
+def _activations(adapter):
+    return sorted(set(adapter.activations()) & set(reference.activations.ACTIVATIONS))
+
+
+def run_check(check, adapter, case, target):
+    if check.kind == "reference":
+        return compare_with_reference(check, case, adapter, target)
+    return check.prop(adapter, case, target)
+
+
+def failure_message(check, target, case, failures):
+    lines = [f"check {check.id} on {target.id} against {adapter_name(case)}: {check.description}"]
+    lines += [f.message for f in failures]
+    lines.append(f"config: {case.config}")
+    lines.append(f"reproduce: python -m conformance repro {check.id} {target.id} '{case.to_json()}'")
+    return "\n".join(lines)
+
+
+def adapter_name(case):
+    return case.head
+
+
+def test_check(check, target, adapter, hypothesis_settings, record_property):
+    stats = {"examples": 0, "worst": 0.0, "explained": set()}
+
+    @hypothesis_settings
+    @given(case=check.strategy(_activations(adapter)))
+    def holds(case):
+        results = run_check(check, adapter, case, target)
+        stats["examples"] += 1
+        stats["worst"] = max([stats["worst"]] + [r.ratio for r in results if r.ok])
+        stats["explained"].update(r.message[len("explained: "):] for r in results if r.message.startswith("explained"))
+        failures = [r for r in results if not r.ok]
+        assert not failures, failure_message(check, target, case, failures)
+
+    try:
+        holds()
+    finally:
+        record_property("examples", stats["examples"])
+        record_property("max_error_ratio", stats["worst"])
+        record_property("explained", sorted(stats["explained"]))
+        if stats["explained"]:
+            record_property("outcome", "explained")
