@@ -77,3 +77,10 @@ def compare_with_reference(check, case, adapter, target):
         tol = tolerance(max(dtype, target.dtype, key=lambda d: tolerance(d).rtol), target.device)
         results.append(compare(key, actual[key], value, tol, exact_zeros=key.startswith("loss_grad")))
     return results
+
+
+def run_check(check, adapter, case, target):
+    """The comparisons of one case: against the reference, or the check's own property."""
+    if check.kind == "reference":
+        return compare_with_reference(check, case, adapter, target)
+    return check.prop(adapter, case, target)

@@ -333,16 +333,17 @@ def test_all_ignored_with_num_items_in_batch_is_zero_not_nan():
     assert (losses.cross_entropy_grad(np.zeros((2, 3)), np.array([-100, -100]), num_items_in_batch=5) == 0.0).all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reference bug: cross_entropy_grad divides the all-zero gradient by 0 counted rows and returns NaN "
-    "everywhere, breaking the module's own rule 'gradients at positions a rule ignores are exactly 0.0'",
-)
 def test_all_ignored_gradient_is_exactly_zero():
+    # documented: every row ignored -> NaN loss, but the gradient is exactly 0.0 everywhere (no 0/0 in it)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         grad = losses.cross_entropy_grad(np.zeros((2, 3)), np.array([-100, -100]))
-    np.testing.assert_array_equal(grad, np.zeros((2, 3)))
+        np.testing.assert_array_equal(grad, np.zeros((2, 3)))
+        grad = losses.token_classification_loss_grad(np.ones((2, 2, 3)), np.array([[0, 1], [2, 0]]), np.zeros((2, 2)))
+        np.testing.assert_array_equal(grad, np.zeros((2, 2, 3)))
+        g_start, g_end = losses.question_answering_loss_grad(np.ones((2, 3)), np.ones((2, 3)), [3, 4], [3, 9])
+        np.testing.assert_array_equal(g_start, np.zeros((2, 3)))
+        np.testing.assert_array_equal(g_end, np.zeros((2, 3)))
 
 
 def _no_warnings(fn, *args):
@@ -654,22 +655,44 @@ def test_cross_entropy_refuses_one_dimensional_logits():
         losses.cross_entropy(np.zeros(3), np.array([0]))
 
 
-@pytest.mark.parametrize(
-    "fn", [losses.mse, losses.mse_grad, losses.bce_with_logits, losses.bce_with_logits_grad]
-)
-def test_float_target_rules_refuse_integer_labels_and_shape_mismatch(fn):
-    with pytest.raises(ReferenceInputError):
-        fn(np.zeros((2, 1)), np.array([[0], [1]]))  # integer labels
+@pytest.mark.parametrize("fn", [losses.mse, losses.mse_grad, losses.bce_with_logits, losses.bce_with_logits_grad])
+def test_float_target_rules_refuse_shape_mismatch(fn):
     with pytest.raises(ReferenceInputError):
         fn(np.zeros((2, 1)), np.array([0.0, 1.0]))  # [2] vs [2, 1]: no broadcasting
     with pytest.raises(ReferenceInputError):
         fn(np.zeros((2, 2)), np.zeros((2, 3)))
 
 
+@pytest.mark.parametrize("fn", [losses.bce_with_logits, losses.bce_with_logits_grad])
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.bool_])
+def test_bce_with_logits_refuses_integer_and_bool_labels(fn, dtype):
+    with pytest.raises(ReferenceInputError):
+        fn(np.zeros((2, 1)), np.array([[0], [1]], dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.bool_])
+def test_mse_takes_integer_and_bool_labels_as_their_float_values(dtype):
+    # documented: torch promotes the integer target; ((1 - 0)^2 + (2 - 1)^2) / 2 = 1, grad 2 (p - t) / 2 = p - t
+    p, t = np.array([1.0, 2.0]), np.array([0, 1], dtype=dtype)
+    assert losses.mse(p, t) == 1.0
+    np.testing.assert_array_equal(losses.mse_grad(p, t), [1.0, 1.0])
+    # the same through sequence classification's regression rule ([B, 1] logits, [B] labels)
+    assert losses.sequence_classification_loss(p[:, None], t) == 1.0
+    np.testing.assert_array_equal(losses.sequence_classification_loss_grad(p[:, None], t), [[1.0], [1.0]])
+
+
+@pytest.mark.parametrize("fn", [losses.mse, losses.mse_grad])
+def test_mse_refuses_non_numeric_labels(fn):
+    with pytest.raises(ReferenceInputError):
+        fn(np.zeros(2), np.array(["a", "b"]))
+    with pytest.raises(ReferenceInputError):
+        fn(np.zeros(2), np.array([1 + 0j, 2 + 0j]))
+
+
 @pytest.mark.parametrize("fn", [losses.sequence_classification_loss, losses.sequence_classification_loss_grad])
 def test_sequence_classification_refuses_bad_labels(fn):
     with pytest.raises(ReferenceInputError):
-        fn(np.zeros((2, 1)), np.array([1, 2]))  # regression with integer labels
+        fn(np.zeros((2, 1)), np.array([1.0, 2.0, 3.0]))  # regression: 3 labels for 2 examples
     with pytest.raises(ReferenceInputError):
         fn(np.zeros((2, 3)), np.array([0, 3]))  # single-label out of range
     with pytest.raises(ReferenceInputError):
@@ -679,7 +702,7 @@ def test_sequence_classification_refuses_bad_labels(fn):
     with pytest.raises(ReferenceInputError):
         fn(np.zeros((2, 3)), np.zeros((2, 2)), "regression")  # shape mismatch
     with pytest.raises(ReferenceInputError):
-        fn(np.zeros((2, 3)), np.array([[1, 0, 1]], dtype=np.int16))  # int16 is multi-label, which needs floats
+        fn(np.zeros((2, 3)), np.array([[1, 0, 1], [0, 0, 1]], dtype=np.int16))  # int16 means multi-label: needs floats
 
 
 @pytest.mark.parametrize(

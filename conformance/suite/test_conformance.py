@@ -8,29 +8,19 @@ from hypothesis import given
 
 import reference
 
-from conformance.runner import compare_with_reference
+from conformance.runner import run_check
 
 
 def _activations(adapter):
     return sorted(set(adapter.activations()) & set(reference.activations.ACTIVATIONS))
 
 
-def run_check(check, adapter, case, target):
-    if check.kind == "reference":
-        return compare_with_reference(check, case, adapter, target)
-    return check.prop(adapter, case, target)
-
-
-def failure_message(check, target, case, failures):
-    lines = [f"check {check.id} on {target.id} against {adapter_name(case)}: {check.description}"]
+def failure_message(check, target, adapter, case, failures):
+    lines = [f"check {check.id} on {target.id} against {adapter!r}: {check.description}"]
     lines += [f.message for f in failures]
     lines.append(f"config: {case.config}")
     lines.append(f"reproduce: python -m conformance repro {check.id} {target.id} '{case.to_json()}'")
     return "\n".join(lines)
-
-
-def adapter_name(case):
-    return case.head
 
 
 def test_check(check, target, adapter, hypothesis_settings, record_property):
@@ -44,7 +34,7 @@ def test_check(check, target, adapter, hypothesis_settings, record_property):
         stats["worst"] = max([stats["worst"]] + [r.ratio for r in results if r.ok])
         stats["explained"].update(r.message[len("explained: "):] for r in results if r.message.startswith("explained"))
         failures = [r for r in results if not r.ok]
-        assert not failures, failure_message(check, target, case, failures)
+        assert not failures, failure_message(check, target, adapter, case, failures)
 
     try:
         holds()

@@ -1,0 +1,62 @@
+"""`bert-conformance` (also `python -m conformance`): run the suite and write the report, or reproduce a case."""
+
+import argparse
+import os
+import shutil
+import sys
+
+
+def cmd_run(args, extra):
+    """Run the conformance suite against the installed implementation on every device present, then write the
+    markdown report."""
+    import pytest
+
+    from .pytest_plugin import load_adapter
+    from .report import write_markdown
+
+    adapter = load_adapter(args.adapter)
+    records = os.path.join(args.report_dir, "records", f"{adapter.name}-{getattr(adapter, 'version', '')}")
+    shutil.rmtree(records, ignore_errors=True)
+    pytest_args = ["--pyargs", "conformance.suite", "-p", "no:cacheprovider", "--report-dir", records,
+                   "--adapter", args.adapter, "-q"]
+    if args.workers != "0":
+        pytest_args += ["-n", args.workers]
+    code = pytest.main(pytest_args + extra)
+    path = write_markdown(os.path.join(args.report_dir, "records"), os.path.join(args.report_dir, "COMPATIBILITY.md"))
+    print(f"report written to {path}")
+    return int(code)
+
+
+def cmd_repro(args, extra):
+    """Re-run one case of one check on one target and print every comparison."""
+    from .case import Case
+    from .pytest_plugin import load_adapter
+    from .registry import CHECKS_BY_ID
+    from .runner import Target, run_check
+
+    check = CHECKS_BY_ID[args.check]
+    results = run_check(check, load_adapter(args.adapter), Case.from_json(args.case), Target.parse(args.target))
+    for r in results:
+        print(f"{'ok  ' if r.ok else 'FAIL'} {r.key}: error/tolerance {r.ratio:.3g}" + (f"\n{r.message}" if r.message else ""))
+    return 0 if all(r.ok for r in results) else 1
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="bert-conformance", description=__doc__)
+    parser.add_argument("--adapter", default="conformance.adapter:TransformersAdapter")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help=cmd_run.__doc__)
+    run.add_argument("--report-dir", default="reports")
+    run.add_argument("--workers", default="auto", help="pytest-xdist workers (0: no xdist)")
+    run.set_defaults(func=cmd_run)
+    repro = sub.add_parser("repro", help=cmd_repro.__doc__)
+    repro.add_argument("check")
+    repro.add_argument("target", help="device-dtype-attention, e.g. cpu-float64-eager")
+    repro.add_argument("case", help="the case JSON printed by the failing test")
+    repro.set_defaults(func=cmd_repro)
+    args, extra = parser.parse_known_args(argv)
+    return args.func(args, extra)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
