@@ -37,14 +37,15 @@ def markdown(records):
         columns = sorted({f"{r['device']}-{r['dtype']}-{r['attn']}" for r in rs})
         checks = sorted({r["check"] for r in rs}, key=lambda c: (rs_area(rs, c), c))
         grid = {(r["check"], f"{r['device']}-{r['dtype']}-{r['attn']}"): r for r in rs}
-        rows = [[rs_area(rs, c), c] + [cell(grid[c, col]) if (c, col) in grid else "missing" for col in columns]
+        rows = [[rs_area(rs, c), c] + [cell(grid[c, col]) if (c, col) in grid else "—" for col in columns]
                 for c in checks]
         counts = {k: sum(r["outcome"] == k for r in rs) for k in SYMBOL}
         out += [f"## {impl} {version}", "",
                 f"torch {env['torch']}, numpy {env['numpy']}, Python {env['python']}, Hypothesis profile "
                 f"`{env['hypothesis_profile']}`; examples drawn: {sum(r.get('examples') or 0 for r in rs)}; "
                 + ", ".join(f"{v} {k}" for k, v in counts.items() if v), "",
-                "Cells: outcome (largest error / tolerance seen). `explained` is a known, documented difference.",
+                "Cells: outcome (largest error / tolerance seen). `explained` is a known, documented difference; "
+                "`—`: not run there (checks of losses, relations and errors run under one attention implementation).",
                 "", tabulate(rows, headers=["area", "check"] + columns, tablefmt="github"), ""]
         explained = sorted({e for r in rs for e in (r.get("explained") or [])})
         if explained:

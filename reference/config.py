@@ -25,8 +25,11 @@ class BertSpec:
     is_decoder: bool = False
     num_labels: int = 2
     problem_type: Optional[str] = None
+    tie_word_embeddings: bool = True
 
     def __post_init__(self):
+        if self.num_attention_heads < 1 or self.hidden_size < 1:
+            raise ReferenceInputError("hidden_size and num_attention_heads must be positive")
         if self.hidden_size % self.num_attention_heads != 0:
             raise ReferenceInputError(
                 f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}"

@@ -46,6 +46,9 @@ def embeddings(weights, spec: BertSpec, input_ids, token_type_ids=None, position
         token_type_ids = np.zeros((batch, length), dtype=np.int64)
     position_ids = _check_ids("position_ids", position_ids, spec.max_position_embeddings)
     token_type_ids = _check_ids("token_type_ids", token_type_ids, spec.type_vocab_size)
+    for name, ids in (("position_ids", position_ids), ("token_type_ids", token_type_ids)):
+        if ids.shape != input_ids.shape:
+            raise ReferenceInputError(f"{name} shape {ids.shape} != input_ids shape {input_ids.shape}")
     p = prefix + "embeddings."
     x = (
         weights[p + "word_embeddings.weight"][input_ids]

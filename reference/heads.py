@@ -21,13 +21,15 @@ def as_float64(weights):
 
 def lm_prediction_head(hidden, weights, spec: BertSpec):
     """MLM prediction head: dense -> hidden_act -> LayerNorm, then the decoder whose weight is the word-embedding
-    matrix (tied) plus the output-only bias `cls.predictions.bias`."""
+    matrix (tied; its own `cls.predictions.decoder.weight` only when `tie_word_embeddings` is False) plus the
+    output-only bias `cls.predictions.bias`."""
     p = "cls.predictions."
     h = activation(spec.hidden_act)(
         linear(hidden, weights[p + "transform.dense.weight"], weights[p + "transform.dense.bias"])
     )
     h = layer_norm(h, weights[p + "transform.LayerNorm.weight"], weights[p + "transform.LayerNorm.bias"], spec.layer_norm_eps)
-    return linear(h, weights["bert.embeddings.word_embeddings.weight"], weights[p + "bias"])
+    decoder = "bert.embeddings.word_embeddings.weight" if spec.tie_word_embeddings else p + "decoder.weight"
+    return linear(h, weights[decoder], weights[p + "bias"])
 
 
 def _with_loss(out, loss, grads):
@@ -115,6 +117,8 @@ def multiple_choice(weights, spec, input_ids, attention_mask=None, token_type_id
     num_choices, length = input_ids.shape[1:]
 
     def flat(t):
+        if t is not None and np.shape(t) != input_ids.shape:
+            raise ReferenceInputError(f"multiple-choice inputs must all be [B, C, L]; got {np.shape(t)}")
         return None if t is None else np.asarray(t).reshape(-1, length)
 
     weights = as_float64(weights)

@@ -168,6 +168,8 @@ def _token_labels(logits, labels, attention_mask):
     labels = np.asarray(labels)
     if labels.shape != logits.shape[:-1]:
         raise ReferenceInputError(f"labels shape {labels.shape} does not match logits shape {logits.shape[:-1]}")
+    if attention_mask is not None and np.shape(attention_mask) != labels.shape:
+        raise ReferenceInputError(f"attention_mask shape {np.shape(attention_mask)} != labels shape {labels.shape}")
     if attention_mask is not None and np.issubdtype(labels.dtype, np.integer):
         labels = np.where(np.asarray(attention_mask) == 1, labels, IGNORE_INDEX)
     return logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
@@ -201,6 +203,9 @@ def masked_lm_loss_grad(prediction_logits, labels, num_items_in_batch=None):
 def shift_labels(labels):
     """The causal shift: position t is scored against label t + 1; the last position gets -100 (nothing to predict)."""
     labels = np.asarray(labels)
+    if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.signedinteger):
+        raise ReferenceInputError(f"causal LM labels must be signed integers of shape [batch, sequence], got "
+                                  f"{labels.dtype} {labels.shape}")
     return np.concatenate([labels[:, 1:], np.full((labels.shape[0], 1), IGNORE_INDEX, dtype=labels.dtype)], axis=1)
 
 
@@ -269,8 +274,10 @@ def clamp_positions(positions, length):
     positions = np.asarray(positions)
     if not np.issubdtype(positions.dtype, np.integer):
         raise ReferenceInputError(f"QA positions must be integers, got dtype {positions.dtype}")
-    if positions.ndim > 1:
+    if positions.ndim > 1 and positions.shape[-1] == 1:
         positions = positions.squeeze(-1)
+    if positions.ndim != 1:
+        raise ReferenceInputError(f"QA positions must be [batch] or [batch, 1], got shape {positions.shape}")
     return np.clip(positions, 0, length)
 
 

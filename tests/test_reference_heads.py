@@ -5,6 +5,9 @@ wiring is checked against the head's layers written out with numpy; nothing come
 """
 
 import inspect
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -34,9 +37,12 @@ QA_START, QA_END = np.array([-1, 9]), np.array([[3], [1]])  # clamped to [0, 4 =
 CASES = {
     "pretraining": (
         "BertForPreTraining", {}, dict(BASE, labels=MLM_LABELS, next_sentence_label=np.array([1, 0])),
-        lambda g: L.pretraining_loss(g["prediction_logits"], g["seq_relationship_logits"], MLM_LABELS, np.array([1, 0])),
+        lambda g: L.pretraining_loss(g["prediction_logits"], g["seq_relationship_logits"], MLM_LABELS,
+                                     np.array([1, 0])),
     ),
-    "masked_lm": ("BertForMaskedLM", {}, dict(BASE, labels=MLM_LABELS), lambda g: L.masked_lm_loss(g["logits"], MLM_LABELS)),
+    "masked_lm": (
+        "BertForMaskedLM", {}, dict(BASE, labels=MLM_LABELS), lambda g: L.masked_lm_loss(g["logits"], MLM_LABELS)
+    ),
     "causal_lm": (
         "BertLMHeadModel", dict(is_decoder=True), dict(BASE, labels=CAUSAL_LABELS),
         lambda g: L.causal_lm_loss(g["logits"], CAUSAL_LABELS),
@@ -324,3 +330,10 @@ def test_heads_refuse_bad_labels_and_inputs(head, overrides, kwargs):
     call = dict(BASE, **kwargs)
     with pytest.raises(ReferenceInputError):
         heads.HEADS[head](head_weights(head, spec), spec, **call)
+
+
+def test_reference_imports_neither_torch_nor_transformers():
+    code = "import sys, reference; bad = {'torch', 'transformers'} & set(sys.modules); assert not bad, bad"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=pathlib.Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
