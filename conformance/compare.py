@@ -60,7 +60,8 @@ def compare(key, actual, expected, tol: Tolerance, exact_zeros=False) -> Compari
         return Comparison(key, False, math.inf, f"{key}: shape {actual.shape} != expected shape {expected.shape}")
     both_nan = np.isnan(actual) & np.isnan(expected)
     same_inf = np.isinf(expected) & (actual == expected)
-    diff = np.where(both_nan | same_inf, 0.0, np.abs(actual - expected))
+    with np.errstate(invalid="ignore"):  # inf - inf; such places are settled by same_inf or become inf below
+        diff = np.where(both_nan | same_inf, 0.0, np.abs(actual - expected))
     diff = np.where(np.isnan(diff), np.inf, diff)
     allowed = tol.atol + tol.rtol * np.where(np.isfinite(expected), np.abs(expected), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):  # allowed == 0 for exact comparisons
