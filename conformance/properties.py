@@ -51,7 +51,7 @@ def batch_split(adapter, case, target):
     return results
 
 
-def choice_permutation(adapter, case, target, data=None):
+def choice_permutation(adapter, case, target):
     """Permuting the choices of every example permutes the multiple-choice logits the same way and keeps the loss
     (labels follow their choice)."""
     choices = case.inputs["input_ids"].shape[1]

@@ -10,7 +10,6 @@ from typing import Callable, Optional, Tuple
 
 import numpy as np
 
-import reference
 
 from . import properties
 from .strategies import cases
@@ -60,8 +59,6 @@ INT32_LABELS_REFUSED = KnownDifference(
     holds=lambda adapter: True,
     raises=r"expected .*(Long|scalar type).*(Int|int)",
 )
-
-BERT_CLASSES = reference.heads.HEADS
 
 
 def _c(head, **kw):
