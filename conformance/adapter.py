@@ -5,9 +5,12 @@ can write a class with the same methods (`build`, `run`, `attention_implementati
 to the suite with `--adapter module:Class`.
 """
 
+import copy
 import functools
 import inspect
 import json
+import os
+import tempfile
 import warnings
 
 import numpy as np
@@ -25,6 +28,7 @@ LOGIT_KEYS = {
     "BertForQuestionAnswering": ("start_logits", "end_logits"),
 }
 DEFAULT_LOGIT_KEYS = ("logits",)
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
 def logit_keys(head):
@@ -128,11 +132,125 @@ class TransformersAdapter:
                 result["loss_grad"] = {k: (torch.zeros_like(result[k]) if g is None else g) for k, g in zip(keys, grads)}
         return _to_numpy(result), weights
 
+    # --- training: schedules, AdamW, weight-decay grouping, MLM masking --------------------------------------------
+
+    def schedule_names(self):
+        """Every `SchedulerType` value this version has."""
+        from transformers.trainer_utils import SchedulerType
+
+        return [s.value for s in SchedulerType]
+
+    @staticmethod
+    def _param_groups(base_lrs, lr_init):
+        """An optimizer whose default lr is `lr_init` and whose groups (one scalar parameter each) start at
+        `base_lrs`; SGD because schedulers only read and write the groups' `lr`."""
+        groups = [{"params": [torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))], "lr": lr} for lr in base_lrs]
+        return torch.optim.SGD(groups, lr=lr_init)
+
+    def _scheduler(self, name, optimizer, params):
+        from transformers import get_scheduler
+
+        kwargs = dict(params)
+        warmup, total = kwargs.pop("num_warmup_steps", None), kwargs.pop("num_training_steps", None)
+        return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total,
+                             scheduler_specific_kwargs=kwargs)
+
+    def lr_curve(self, name, params, base_lrs, lr_init, steps=None, metrics=None, resume_at=None):
+        """The groups' learning rates from `get_scheduler(name, ...)`: after construction and after each of `steps`
+        steps (closed-form schedules), or after each `step(metric)` (stateful ones). With `resume_at`, the
+        optimizer's and scheduler's state dicts are saved after that many steps and loaded into fresh ones, as
+        when training resumes from a checkpoint."""
+        with warnings.catch_warnings():  # e.g. warmup_stable_decay warns when given both step counts
+            warnings.simplefilter("ignore")
+            return self._lr_curve(name, params, base_lrs, lr_init, steps, metrics, resume_at)
+
+    def _lr_curve(self, name, params, base_lrs, lr_init, steps, metrics, resume_at):
+        optimizer = self._param_groups(base_lrs, lr_init)
+        scheduler = self._scheduler(name, optimizer, params)
+        lrs = [] if metrics is not None else [[g["lr"] for g in optimizer.param_groups]]
+        inputs = metrics if metrics is not None else [None] * steps
+        for t, metric in enumerate(inputs):
+            if t == resume_at:
+                saved = copy.deepcopy((optimizer.state_dict(), scheduler.state_dict()))
+                optimizer = self._param_groups(base_lrs, lr_init)
+                scheduler = self._scheduler(name, optimizer, params)
+                optimizer.load_state_dict(saved[0])
+                scheduler.load_state_dict(saved[1])
+            optimizer.step()
+            scheduler.step() if metric is None else scheduler.step(metric)
+            lrs.append([g["lr"] for g in optimizer.param_groups])
+        return lrs
+
+    def adamw_variants(self):
+        """Every AdamW this version offers, by name: torch's (single-tensor, foreach and fused kernels) and
+        `transformers.AdamW` where it still exists (removed in 5.0)."""
+        variants = ["torch.optim.AdamW", "torch.optim.AdamW(foreach)", "torch.optim.AdamW(fused)"]
+        if hasattr(self.transformers, "AdamW"):
+            variants.append("transformers.AdamW")
+        return variants
+
+    def adamw(self, variant, params, grads, hyper, device="cpu", dtype="float64"):
+        """Run `variant` from fresh state over `grads` (a list of steps, each a list of arrays); return per step the
+        parameters and the moments `exp_avg`, `exp_avg_sq` as float64 numpy."""
+        tensors = [torch.nn.Parameter(torch.tensor(p, dtype=TORCH_DTYPES[dtype], device=device)) for p in params]
+        hyper = dict(hyper)
+        if variant == "transformers.AdamW":
+            optimizer = self.transformers.AdamW(tensors, **hyper)
+        else:
+            kernel = variant[len("torch.optim.AdamW("):-1] if "(" in variant else None
+            flags = {"foreach": kernel == "foreach", "fused": kernel == "fused"} if kernel else {"foreach": False}
+            optimizer = torch.optim.AdamW(tensors, **hyper, **flags)
+        history = []
+        for step in grads:
+            for p, g in zip(tensors, step):
+                p.grad = torch.tensor(g, dtype=p.dtype, device=device)
+            optimizer.step()
+            state = [optimizer.state[p] for p in tensors]
+            history.append({"params": [_to_numpy(p) for p in tensors],
+                            "exp_avg": [_to_numpy(s["exp_avg"]) for s in state],
+                            "exp_avg_sq": [_to_numpy(s["exp_avg_sq"]) for s in state]})
+        return history
+
+    def decay_parameter_names(self, head, config):
+        """`head`'s parameter names (as `named_parameters` gives them, tied ones once) and those among them that the
+        Trainer puts in its weight-decay group."""
+        model, _ = self._model(head, json.dumps(config, sort_keys=True), "eager", "cpu", "float64")
+        names = [name for name, _ in model.named_parameters()]
+        chosen = set(self.transformers.Trainer.get_decay_parameter_names(None, model))
+        return names, [name for name in names if name in chosen]
+
+    @functools.lru_cache(maxsize=8)
+    def tokenizer(self, vocab_size):
+        """A BertTokenizer over a vocabulary of `vocab_size` tokens written to a temporary file: the five special
+        tokens [PAD] [UNK] [CLS] [SEP] [MASK] at ids 0-4, then words."""
+        directory = tempfile.mkdtemp(prefix="bert-conformance-vocab-")
+        path = os.path.join(directory, "vocab.txt")
+        words = [f"w{i}" for i in range(vocab_size - len(SPECIAL_TOKENS))]
+        with open(path, "w") as f:
+            f.write("\n".join(list(SPECIAL_TOKENS) + words) + "\n")
+        return self.transformers.BertTokenizer(path)
+
+    def mlm_collate(self, vocab_size, rows, settings, seed, return_tensors="pt"):
+        """Collate `rows` (lists of ids) with `DataCollatorForLanguageModeling(**settings)` seeded with `seed`;
+        return (input_ids, labels) as numpy."""
+        from transformers import DataCollatorForLanguageModeling
+
+        settings = dict(settings, return_tensors=return_tensors)
+        fields = getattr(DataCollatorForLanguageModeling, "__dataclass_fields__", {})
+        if "seed" in fields:
+            settings["seed"] = seed
+        else:
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+        collator = DataCollatorForLanguageModeling(self.tokenizer(vocab_size), **settings)
+        batch = collator([{"input_ids": list(r)} for r in rows])
+        return tuple(np.asarray(batch[k]) for k in ("input_ids", "labels"))
+
 
 def _to_numpy(x):
     if isinstance(x, dict):
         return {k: _to_numpy(v) for k, v in x.items()}
-    return x.detach().to("cpu", torch.float64).numpy()
+    return x.detach().to("cpu", torch.float64).numpy().copy()  # a copy: float64 CPU tensors would share memory
 
 
 def available_devices():

@@ -29,13 +29,12 @@ def cmd_run(args, extra):
 
 def cmd_repro(args, extra):
     """Re-run one case of one check on one target and print every comparison."""
-    from .case import Case
     from .pytest_plugin import load_adapter
     from .registry import CHECKS_BY_ID
     from .runner import Target, run_check
 
     check = CHECKS_BY_ID[args.check]
-    results = run_check(check, load_adapter(args.adapter), Case.from_json(args.case), Target.parse(args.target))
+    results = run_check(check, load_adapter(args.adapter), check.case_type.from_json(args.case), Target.parse(args.target))
     for r in results:
         print(f"{'ok  ' if r.ok else 'FAIL'} {r.key}: error/tolerance {r.ratio:.3g}" + (f"\n{r.message}" if r.message else ""))
     return 0 if all(r.ok for r in results) else 1

@@ -76,12 +76,16 @@ def pytest_generate_tests(metafunc):
 
     all_targets = targets(metafunc.config)
     params = []
+    adapter = _adapter(metafunc.config)
     for check, target in itertools.product(CHECKS, all_targets):
-        if not check.every_attention and target.attn != all_targets[0].attn:
+        if check.once and target != all_targets[0]:
             continue
-        if check.kind != "reference" and target.attn != all_targets[0].attn:
+        if (not check.every_attention or check.kind != "reference") and target.attn != all_targets[0].attn:
             continue
         marks = [getattr(pytest.mark, check.area)]
+        not_applicable = check.applies(adapter)
+        if not_applicable:
+            marks.append(pytest.mark.skip(reason=f"not applicable: {not_applicable}"))
         if check.cpu_only and target.device != "cpu":
             marks.append(pytest.mark.skip(reason="out-of-range targets are device-side asserts off the CPU, which "
                                                  "poison the CUDA context; error conformance runs on the CPU"))

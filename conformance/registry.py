@@ -11,7 +11,8 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 
 
-from . import properties
+from . import properties, training
+from .case import Case
 from .strategies import cases
 
 
@@ -34,15 +35,20 @@ class KnownDifference:
 @dataclass(frozen=True)
 class Check:
     id: str
-    area: str  # encoder | head | loss | metamorphic | errors
-    head: str
+    area: str  # encoder | head | loss | metamorphic | errors | schedule | optim | masking
+    head: str  # the model class, or the schedule / optimizer / collator under test
     description: str
-    strategy: Callable  # activations -> SearchStrategy[Case]
-    kind: str = "reference"  # reference | metamorphic | error
-    prop: Optional[Callable] = None  # (adapter, case, target) -> [Comparison], for metamorphic and error checks
+    strategy: Callable  # adapter -> SearchStrategy of cases
+    kind: str = "reference"  # reference | metamorphic | error | property
+    prop: Optional[Callable] = None  # (adapter, case, target) -> [Comparison], for every kind but "reference"
     known: Tuple[KnownDifference, ...] = ()
     every_attention: bool = True  # run under each attention implementation, or only the first (eager)
     cpu_only: bool = False
+    once: bool = False  # independent of device, dtype and attention: run on the first target only
+    applies: Callable = lambda adapter: None  # adapter -> None, or why the check does not apply to this version
+    max_examples: Optional[int] = None  # a cap for expensive (statistical) checks
+    shrink: bool = True  # False for checks whose examples are too costly to shrink (large statistical samples)
+    case_type: type = Case
 
 
 CAUSAL_LOSS_FLOAT32 = KnownDifference(
@@ -61,8 +67,15 @@ INT32_LABELS_REFUSED = KnownDifference(
 )
 
 
+def activations(adapter):
+    """The activations both the implementation and the reference know."""
+    import reference
+
+    return sorted(set(adapter.activations()) & set(reference.activations.ACTIVATIONS))
+
+
 def _c(head, **kw):
-    return lambda acts: cases(head, acts, **kw)
+    return lambda adapter: cases(head, activations(adapter), **kw)
 
 
 CHECKS = [
@@ -150,8 +163,8 @@ CHECKS = [
     # --- error conformance: both sides refuse ---------------------------------------------------------------
     *[
         Check(f"errors.{how}.{name}", "errors", head, f"labels {how.replace('_', ' ')}: both must refuse",
-              (lambda head=head, labels=labels, how=how: lambda acts: properties.corrupted(
-                  cases(head, acts, labels=labels), how))(),
+              (lambda head=head, labels=labels, how=how: lambda adapter: properties.corrupted(
+                  cases(head, activations(adapter), labels=labels), how))(),
               kind="error", prop=properties.both_refuse, every_attention=False, cpu_only=True)
         for how in ("out_of_range", "wrong_shape", "float_dtype")
         for name, head, labels in (
@@ -161,6 +174,54 @@ CHECKS = [
         )
         if not (how == "float_dtype" and name == "sequence_classification")  # float labels mean multi-label there
     ],
+    # --- learning-rate schedules ---------------------------------------------------------------------------------
+    Check("schedule.catalog", "schedule", "SchedulerType",
+          training.schedule_catalog.__doc__, lambda adapter: training.st.just(training.TrainingCase("SchedulerType")),
+          kind="property", prop=training.schedule_catalog, once=True, max_examples=1,
+          case_type=training.TrainingCase),
+    *[
+        Check(f"schedule.{name}", "schedule", name, training.schedule_curve.__doc__, training.schedule_strategy(name),
+              kind="property", prop=training.schedule_curve, once=True, case_type=training.TrainingCase,
+              applies=(lambda name: lambda adapter: None if name in adapter.schedule_names() else
+                       f"transformers {adapter.version} has no {name!r} schedule")(name))
+        for name in training.SCHEDULES
+    ],
+    # --- AdamW and weight-decay grouping ---------------------------------------------------------------------
+    *[
+        Check(f"optim.{variant}", "optim", variant, training.adamw_steps.__doc__,
+              (lambda variant: lambda adapter: training.adamw_cases(variant))(variant),
+              kind="property", prop=training.adamw_steps, every_attention=False, case_type=training.TrainingCase,
+              applies=(lambda variant: lambda adapter: None if variant in adapter.adamw_variants() else
+                       f"transformers {adapter.version} has no {variant}")(variant))
+        for variant in ("torch.optim.AdamW", "torch.optim.AdamW(foreach)", "torch.optim.AdamW(fused)",
+                        "transformers.AdamW")
+    ],
+    Check("optim.no_decay_grouping", "optim", "Trainer", training.decay_grouping.__doc__,
+          lambda adapter: training.decay_cases(), kind="property", prop=training.decay_grouping, once=True,
+          case_type=training.TrainingCase),
+    # --- MLM masking ---------------------------------------------------------------------------------------------
+    *[
+        check
+        for tensors in ("pt", "np")
+        for check in (
+            Check(f"masking.rule.{tensors}", "masking", f"DataCollatorForLanguageModeling({tensors})",
+                  training.masking_rule.__doc__,
+                  (lambda t: lambda adapter: training.masking_cases(t))(tensors),
+                  kind="property", prop=training.masking_rule, once=True, case_type=training.TrainingCase),
+            Check(f"masking.rates.{tensors}", "masking", f"DataCollatorForLanguageModeling({tensors})",
+                  training.masking_rates.__doc__,
+                  (lambda t: lambda adapter: training.masking_rate_cases(t))(tensors),
+                  kind="property", prop=training.masking_rates, once=True, max_examples=4, shrink=False,
+                  case_type=training.TrainingCase),
+        )
+    ],
+    # --- training-side refusals ----------------------------------------------------------------------------------
+    Check("errors.adamw.hyperparameters", "errors", "torch.optim.AdamW", training.adamw_refuses.__doc__,
+          lambda adapter: training.adamw_cases("torch.optim.AdamW", invalid=True), kind="error",
+          prop=training.adamw_refuses, once=True, cpu_only=True, case_type=training.TrainingCase),
+    Check("errors.masking.probabilities", "errors", "DataCollatorForLanguageModeling", training.masking_refuses.__doc__,
+          lambda adapter: training.masking_cases("pt", invalid=True), kind="error", prop=training.masking_refuses,
+          once=True, cpu_only=True, case_type=training.TrainingCase),
 ]
 
 

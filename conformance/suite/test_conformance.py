@@ -4,21 +4,16 @@ Each test draws cases with Hypothesis and requires every comparison to hold; a f
 largest errors and a command reproducing the minimal case.
 """
 
-from hypothesis import given
-
-import reference
+from hypothesis import Phase, given, settings
 
 from conformance.runner import run_check
-
-
-def _activations(adapter):
-    return sorted(set(adapter.activations()) & set(reference.activations.ACTIVATIONS))
 
 
 def failure_message(check, target, adapter, case, failures):
     lines = [f"check {check.id} on {target.id} against {adapter!r}: {check.description}"]
     lines += [f.message for f in failures]
-    lines.append(f"config: {case.config}")
+    if hasattr(case, "config"):
+        lines.append(f"config: {case.config}")
     lines.append(f"reproduce: python -m conformance repro {check.id} {target.id} '{case.to_json()}'")
     return "\n".join(lines)
 
@@ -26,8 +21,13 @@ def failure_message(check, target, adapter, case, failures):
 def test_check(check, target, adapter, hypothesis_settings, record_property):
     stats = {"examples": 0, "worst": 0.0, "explained": set()}
 
+    if check.max_examples and check.max_examples < hypothesis_settings.max_examples:
+        hypothesis_settings = settings(hypothesis_settings, max_examples=check.max_examples)
+    if not check.shrink:
+        hypothesis_settings = settings(hypothesis_settings, phases=[p for p in Phase if p != Phase.shrink])
+
     @hypothesis_settings
-    @given(case=check.strategy(_activations(adapter)))
+    @given(case=check.strategy(adapter))
     def holds(case):
         results = run_check(check, adapter, case, target)
         stats["examples"] += 1

@@ -1,0 +1,343 @@
+"""Checks of what lives outside the model: learning-rate schedules, AdamW, weight-decay grouping, MLM masking.
+
+Each check draws a `TrainingCase` (the thing under test and its parameters, JSON throughout so that a failure
+prints a runnable reproduction) and a property compares the adapter's result with the reference's.
+"""
+
+import json
+from dataclasses import dataclass, field
+from typing import Dict
+
+import numpy as np
+from hypothesis import strategies as st
+
+import reference
+from reference import masking, optim, schedules
+
+from .compare import Comparison, Tolerance, compare, tolerance
+
+SCHEDULES = tuple(schedules.MULTIPLIERS) + tuple(schedules.STATEFUL)
+HEADS = ("BertModel", "BertForPreTraining", "BertForMaskedLM", "BertLMHeadModel", "BertForNextSentencePrediction",
+         "BertForSequenceClassification", "BertForMultipleChoice", "BertForTokenClassification",
+         "BertForQuestionAnswering")
+
+
+@dataclass
+class TrainingCase:
+    """`subject`: the schedule, AdamW variant, head or collator output type under test; `params`: JSON values."""
+
+    subject: str
+    params: Dict = field(default_factory=dict)
+
+    def to_json(self):
+        return json.dumps({"subject": self.subject, "params": self.params}, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text):
+        d = json.loads(text)
+        return cls(d["subject"], d["params"])
+
+    def __repr__(self):
+        return f"TrainingCase.from_json({self.to_json()!r})"
+
+
+def _refusals(reference_call, adapter_call):
+    """Run both; returns (expected, actual, None) or (None, None, [Comparison]) when either side refused."""
+    ref_error = tf_error = None
+    try:
+        expected = reference_call()
+    except reference.ReferenceInputError as exc:
+        ref_error, expected = f"ReferenceInputError: {exc}", None
+    try:
+        actual = adapter_call()
+    except Exception as exc:  # any refusal by the implementation counts; its type goes into the message
+        tf_error, actual = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}", None
+    if ref_error is None and tf_error is None:
+        return expected, actual, None
+    ok = ref_error is not None and tf_error is not None
+    message = f"transformers: {tf_error or 'returned a result'}; reference: {ref_error or 'returned a result'}"
+    return None, None, [Comparison("refusal", ok, 0.0, "" if ok else message)]
+
+
+# --- schedules -------------------------------------------------------------------------------------------------
+
+lrs = st.sampled_from([1e-5, 3e-4, 1e-3, 0.01, 0.1, 0.5, 1.0])
+dyadic_metrics = st.integers(-16, 16).map(lambda k: k / 8)  # exact sums: a running mean is order-independent
+
+
+@st.composite
+def schedule_cases(draw, name):
+    """Parameters for schedule `name`: warmup 0, inside, equal to and beyond the total; 1-3 parameter groups with
+    different base lrs; sometimes parameters the schedule refuses; sometimes a save/reload in the middle."""
+    warmup = draw(st.integers(0, 12))
+    total = draw(st.one_of(st.integers(0, 24), st.just(warmup)))
+    base_lrs = draw(st.lists(lrs, min_size=1, max_size=3))
+    lr_init = draw(st.one_of(st.just(base_lrs[0]), lrs))
+    p = {"num_warmup_steps": warmup, "num_training_steps": total}
+    if name == "constant":
+        p = {}
+    elif name in ("constant_with_warmup", "inverse_sqrt"):
+        del p["num_training_steps"]
+        if name == "inverse_sqrt":
+            p["timescale"] = draw(st.one_of(st.none(), st.integers(1, 30)))
+    elif name == "cosine":
+        p["num_cycles"] = draw(st.one_of(st.just(0.5), st.floats(0, 3, width=32), st.integers(0, 3)))
+    elif name == "cosine_with_restarts":
+        p["num_cycles"] = draw(st.integers(1, 4))
+    elif name == "polynomial":
+        p["lr_end"] = draw(st.one_of(st.just(1e-7), st.sampled_from([0.0, lr_init * 0.25, lr_init, lr_init * 2])))
+        p["power"] = draw(st.one_of(st.just(1.0), st.floats(0.25, 3, width=32)))
+    elif name in ("cosine_with_min_lr", "cosine_warmup_with_min_lr"):
+        p["num_cycles"] = draw(st.one_of(st.just(0.5), st.floats(0, 2, width=32)))
+        which = draw(st.sampled_from(["min_lr", "min_lr_rate", "min_lr_rate", "both", "neither"]))
+        if which in ("min_lr", "both"):
+            p["min_lr"] = draw(st.sampled_from([0.0, lr_init * 0.1, lr_init * 0.5]))
+        if which in ("min_lr_rate", "both"):
+            p["min_lr_rate"] = draw(st.sampled_from([0.0, 0.05, 0.1, 0.5, 1.0]))
+        if name == "cosine_warmup_with_min_lr":
+            p["warmup_lr_rate"] = draw(st.one_of(st.none(), st.sampled_from([0.0, 0.01, 0.5])))
+    elif name == "warmup_stable_decay":
+        p = {"num_warmup_steps": warmup, "num_decay_steps": draw(st.integers(0, 12))}
+        if draw(st.booleans()):
+            p["num_training_steps"] = total
+        if draw(st.booleans()) or "num_training_steps" not in p:
+            p["num_stable_steps"] = draw(st.integers(0, 12))
+        shapes = st.sampled_from(schedules.WSD_SHAPES + ("exponential",) * (draw(st.integers(0, 9)) == 0))
+        p.update(warmup_type=draw(shapes), decay_type=draw(shapes),
+                 min_lr_ratio=draw(st.sampled_from([0.0, 0.1, 0.5])),
+                 num_cycles=draw(st.one_of(st.just(0.5), st.floats(0, 2, width=32))))
+    steps = max(warmup, total, p.get("num_stable_steps", 0)) + draw(st.integers(0, 12))
+    return TrainingCase(name, {"schedule": p, "base_lrs": base_lrs, "lr_init": lr_init, "steps": steps,
+                               "resume_at": draw(st.one_of(st.none(), st.integers(0, steps)))})
+
+
+@st.composite
+def stateful_schedule_cases(draw, name):
+    """A metric sequence (multiples of 1/8, so plateaus, ties and improvements all occur) and the scheduler's
+    parameters, small enough that reductions, cooldowns, increases and resets happen within the sequence."""
+    base_lrs = draw(st.lists(lrs, min_size=1, max_size=3))
+    p = {"mode": draw(st.sampled_from(["min", "max"])),
+         "factor": draw(st.sampled_from([0.1, 0.5, 0.9])),
+         "patience": draw(st.integers(0, 4)),
+         "threshold": draw(st.sampled_from([0.0, 1e-4, 0.125])),
+         "threshold_mode": draw(st.sampled_from(["rel", "abs"])),
+         "cooldown": draw(st.integers(0, 3)),
+         "min_lr": draw(st.sampled_from([0.0, 1e-4, 0.01])),
+         "eps": draw(st.sampled_from([1e-8, 0.0]))}
+    if name == "greedy":
+        p.update(warmup=draw(st.integers(0, 3)), max_lr=draw(st.sampled_from([1.0, 0.2])),
+                 smooth=draw(st.booleans()), window_size=draw(st.integers(1, 5)), reset_start=draw(st.integers(1, 4)))
+    if draw(st.integers(0, 9)) == 0:
+        p["factor"] = draw(st.sampled_from([1.0, 1.5]))  # refused by both
+    metrics = draw(st.lists(dyadic_metrics, min_size=1, max_size=40))
+    return TrainingCase(name, {"schedule": p, "base_lrs": base_lrs, "lr_init": base_lrs[0], "metrics": metrics,
+                               "resume_at": draw(st.one_of(st.none(), st.integers(0, len(metrics) - 1)))})
+
+
+def schedule_strategy(name):
+    return (lambda adapter: stateful_schedule_cases(name)) if name in schedules.STATEFUL else \
+        (lambda adapter: schedule_cases(name))
+
+
+def schedule_curve(adapter, case, target):
+    """The learning rate of every group, step by step (past the end of training too, across a save and reload of
+    the scheduler state), equals the reference's closed form or simulation; parameters one side refuses, the
+    other must refuse too."""
+    p, name = case.params, case.subject
+    if name in schedules.STATEFUL:
+        def ref():
+            return schedules.STATEFUL[name](p["metrics"], p["base_lrs"], **p["schedule"])
+    else:
+        def ref():
+            return schedules.curve(name, p["schedule"], p["base_lrs"], p["lr_init"], p["steps"])
+    expected, actual, refusal = _refusals(ref, lambda: adapter.lr_curve(
+        name, p["schedule"], p["base_lrs"], p["lr_init"], steps=p.get("steps"), metrics=p.get("metrics"),
+        resume_at=p.get("resume_at")))
+    return refusal or [compare("lr[step, group]", actual, expected, tolerance("float64"))]
+
+
+def schedule_catalog(adapter, case, target):
+    """Every schedule the installed version offers (`SchedulerType`) has a reference; a new one fails until it
+    gets one."""
+    missing = sorted(set(adapter.schedule_names()) - set(SCHEDULES))
+    return [Comparison("schedules without a reference", not missing, 0.0, f"no reference for {missing}")]
+
+
+# --- AdamW -----------------------------------------------------------------------------------------------------
+
+
+@st.composite
+def adamw_cases(draw, variant, invalid=False):
+    """1-3 parameter tensors, 1-6 steps of gradients on scales 1e-3..1e3 (so eps matters in some and not in
+    others), and hyper-parameters across their ranges: beta 0, weight decay 0, amsgrad / correct_bias both ways."""
+    shapes = draw(st.lists(st.tuples(st.integers(1, 4), st.integers(1, 3)), min_size=1, max_size=3))
+    seed, steps = draw(st.integers(0, 2**32 - 1)), draw(st.integers(1, 6))
+    scale = draw(st.sampled_from([1e-3, 1.0, 1e3]))
+    rng = np.random.default_rng(seed)
+    params = [rng.standard_normal(s).tolist() for s in shapes]
+    grads = [[(scale * rng.standard_normal(s)).tolist() for s in shapes] for _ in range(steps)]
+    hyper = {"lr": draw(st.sampled_from([1e-4, 1e-3, 0.01, 0.1])),
+             "betas": [draw(st.sampled_from([0.0, 0.5, 0.9])), draw(st.sampled_from([0.0, 0.9, 0.999]))],
+             "eps": draw(st.sampled_from([1e-8, 1e-6, 1e-3])),
+             "weight_decay": draw(st.sampled_from([0.0, 0.01, 0.1, 0.5]))}
+    if variant == "transformers.AdamW":
+        hyper["correct_bias"] = draw(st.booleans())
+    else:
+        hyper["amsgrad"] = draw(st.booleans())
+    if invalid:
+        key, bad = draw(st.sampled_from([("lr", -1e-3), ("eps", -1e-8), ("betas", [1.0, 0.999]),
+                                         ("betas", [0.9, 1.5]), ("betas", [-0.1, 0.999])]))
+        hyper[key] = bad
+    return TrainingCase(variant, {"params": params, "grads": grads, "hyper": hyper})
+
+
+def _reference_adamw(case):
+    hyper = dict(case.params["hyper"])
+    hyper["betas"] = tuple(hyper["betas"])
+    variant = "transformers" if case.subject == "transformers.AdamW" else "torch"
+    return optim.adamw(case.params["params"], case.params["grads"], variant=variant, **hyper)
+
+
+def adamw_steps(adapter, case, target):
+    """After every step: parameters, first and second moments equal the reference update of the variant."""
+    expected, actual, refusal = _refusals(lambda: _reference_adamw(case), lambda: adapter.adamw(
+        case.subject, case.params["params"], case.params["grads"], case.params["hyper"], target.device, target.dtype))
+    if refusal:
+        return refusal
+    tol = tolerance(target.dtype, target.device)
+    return [compare(f"step {t + 1} {key}[{i}]", a, e, tol)
+            for t, (got, want) in enumerate(zip(actual, expected))
+            for key in ("params", "exp_avg", "exp_avg_sq")
+            for i, (a, e) in enumerate(zip(got[key], want[key]))]
+
+
+def adamw_refuses(adapter, case, target):
+    """Hyper-parameters outside AdamW's domain (negative lr or eps, a beta outside [0, 1)) are refused by both."""
+    _, _, refusal = _refusals(lambda: _reference_adamw(case), lambda: adapter.adamw(
+        case.subject, case.params["params"], case.params["grads"], case.params["hyper"], target.device, target.dtype))
+    return refusal or [Comparison("refusal", False, 0.0, "neither side refused")]
+
+
+# --- weight-decay grouping -------------------------------------------------------------------------------------
+
+
+@st.composite
+def decay_cases(draw):
+    """Any head, with 1-3 layers (the parameter names are what matter)."""
+    heads = draw(st.integers(1, 2))
+    config = dict(vocab_size=8, hidden_size=2 * heads, num_hidden_layers=draw(st.integers(1, 3)),
+                  num_attention_heads=heads, intermediate_size=4, max_position_embeddings=8,
+                  is_decoder=draw(st.booleans()), num_labels=2)
+    return TrainingCase(draw(st.sampled_from(HEADS)), {"config": config})
+
+
+def decay_grouping(adapter, case, target):
+    """The parameters the Trainer weight-decays are exactly those the no-decay rule does not exempt."""
+    names, decayed = adapter.decay_parameter_names(case.subject, case.params["config"])
+    expected = set(optim.decay_parameter_names(names))
+    extra, missing = sorted(set(decayed) - expected), sorted(expected - set(decayed))
+    ok = not extra and not missing
+    return [Comparison("decay parameters", ok, 0.0, "" if ok else
+                       f"decayed but exempt by the rule: {extra}; exempted but decayed by the rule: {missing}")]
+
+
+# --- MLM masking -----------------------------------------------------------------------------------------------
+
+SPECIAL_IDS = (0, 1, 2, 3, 4)  # [PAD] [UNK] [CLS] [SEP] [MASK], as the adapter's tokenizer writes its vocabulary
+PAD_ID, MASK_ID = 0, 4
+REPLACEMENTS = [(0.8, 0.1), (1.0, 0.0), (0.0, 1.0), (0.5, 0.4), (0.6, 0.0), (0.0, 0.0)]
+
+
+def _spec(vocab_size, settings):
+    return masking.MaskingSpec(vocab_size=vocab_size, mask_id=MASK_ID, special_ids=SPECIAL_IDS, pad_id=PAD_ID,
+                               **{k: v for k, v in settings.items() if k != "mlm"})
+
+
+@st.composite
+def masking_cases(draw, return_tensors, invalid=False):
+    """A small batch of rows of any ids (special ones included) and lengths (the collator pads), and collator
+    settings: mlm on or off, any masking probability 0..1 and replacement split the version allows."""
+    vocab_size = draw(st.integers(6, 40))
+    rows = draw(st.lists(st.lists(st.integers(0, vocab_size - 1), min_size=1, max_size=12), min_size=1, max_size=6))
+    settings = {"mlm": draw(st.booleans()), "mlm_probability": draw(st.sampled_from([0.0, 0.15, 0.5, 1.0]))}
+    mask, rand = draw(st.sampled_from(REPLACEMENTS))
+    settings.update(mask_replace_prob=mask, random_replace_prob=rand)
+    if invalid:
+        settings["mlm"] = True
+        settings.update(draw(st.sampled_from([
+            {"mlm_probability": 1.5}, {"mlm_probability": -0.1}, {"mask_replace_prob": 1.2},
+            {"random_replace_prob": -0.2}, {"mask_replace_prob": 0.7, "random_replace_prob": 0.5}])))
+    return TrainingCase(return_tensors, {"vocab_size": vocab_size, "rows": rows, "settings": settings,
+                                         "seed": draw(st.integers(0, 2**31 - 1))})
+
+
+def _collate(adapter, case):
+    p = case.params
+    return adapter.mlm_collate(p["vocab_size"], p["rows"], p["settings"], p["seed"], case.subject)
+
+
+def masking_rule(adapter, case, target):
+    """The deterministic part of the masking rule holds (see `reference.masking.violations`); without MLM the
+    labels are the inputs with padding at -100."""
+    p = case.params
+    spec = _spec(p["vocab_size"], p["settings"])
+    inputs, labels = _collate(adapter, case)
+    width = max(len(r) for r in p["rows"])
+    original = np.array([r + [PAD_ID] * (width - len(r)) for r in p["rows"]])
+    if not p["settings"]["mlm"]:
+        return [compare("input_ids", inputs, original, Tolerance(0.0, 0.0)),
+                compare("labels", labels, masking.causal_labels(original, PAD_ID), Tolerance(0.0, 0.0))]
+    problems = masking.violations(original, inputs, labels, spec)
+    return [Comparison("masking rule", not problems, 0.0, "\n".join(problems))]
+
+
+def masking_refuses(adapter, case, target):
+    """Probabilities outside [0, 1], or replacement probabilities summing above 1, are refused by both."""
+    p = case.params
+    _, _, refusal = _refusals(lambda: _spec(p["vocab_size"], p["settings"]), lambda: _collate(adapter, case))
+    return refusal or [Comparison("refusal", False, 0.0, "neither side refused")]
+
+
+RATE_ALPHA = 1e-6
+RATE_DELTA = 0.02
+ROW_LENGTH = 64
+
+
+@st.composite
+def masking_rate_cases(draw, return_tensors):
+    """Collator settings and a seed; the rows are generated from the seed, as many as it takes for every rate test
+    to detect a `RATE_DELTA` shift (see `reference.masking.detectable_sample_size`)."""
+    settings = {"mlm": True, "mlm_probability": draw(st.sampled_from([0.15, 0.3, 0.5]))}
+    settings["mask_replace_prob"], settings["random_replace_prob"] = draw(st.sampled_from(REPLACEMENTS[:5]))
+    return TrainingCase(return_tensors, {"vocab_size": draw(st.sampled_from([30, 1000])), "settings": settings,
+                                         "seed": draw(st.integers(0, 2**31 - 1))})
+
+
+def masking_rates(adapter, case, target):
+    """The share of selectable positions selected, and of the selected positions turned into [MASK], left alone or
+    replaced, are within binomial acceptance intervals at a total false-alarm rate of 1e-6 per case; the sample is
+    large enough that a 2-point shift in any of these rates is missed with probability below 1e-6."""
+    p = case.params
+    spec = _spec(p["vocab_size"], p["settings"])
+    tests = 4
+    need_selected = max(masking.detectable_sample_size(q, RATE_DELTA, RATE_ALPHA / tests)
+                        for q in masking.outcome_probabilities(spec).values())
+    need_selectable = max(masking.detectable_sample_size(spec.mlm_probability, RATE_DELTA, RATE_ALPHA / tests),
+                          int(1.1 * need_selected / spec.mlm_probability))
+    rng = np.random.default_rng(p["seed"])
+    special_share = 0.1
+    n_rows = int(np.ceil(need_selectable / (ROW_LENGTH * (1 - special_share) * 0.95)))
+    original = rng.integers(len(SPECIAL_IDS), p["vocab_size"], size=(n_rows, ROW_LENGTH))
+    special = rng.random(original.shape) < special_share
+    original[special] = rng.choice(SPECIAL_IDS, size=int(special.sum()))
+    rows = TrainingCase(case.subject, dict(p, rows=original.tolist()))
+    inputs, labels = _collate(adapter, rows)
+    c = masking.counts(original, inputs, labels, spec)
+    results = [Comparison("masking rule", not (v := masking.violations(original, inputs, labels, spec)), 0.0,
+                          "\n".join(v))]
+    for name, k, (lo, hi), ok in masking.rate_tests(c, spec, RATE_ALPHA):
+        half = max((hi - lo) / 2, 1)
+        results.append(Comparison(f"rate {name}", ok, abs(k - (lo + hi) / 2) / half,
+                                  "" if ok else f"rate {name}: count {k} outside the acceptance interval "
+                                                f"[{lo}, {hi}] (counts {c})"))
+    return results

@@ -1,0 +1,72 @@
+"""Every training check can fail: against an adapter carrying a known bug, Hypothesis finds a failing case.
+
+The bugs here live in torch (AdamW) or in the harness's own plumbing, which a mutated copy of transformers cannot
+reach; bugs in transformers' own source are seeded by the mutation self-check.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import find, settings
+
+from conformance.adapter import TransformersAdapter
+from conformance.registry import CHECKS_BY_ID
+from conformance.runner import Target
+from reference import optim
+
+pytestmark = pytest.mark.harness
+
+CPU64 = Target("cpu", "float64", "eager")
+
+
+class ReferenceAdamW(TransformersAdapter):
+    """An 'implementation' whose AdamW is the reference with one rule changed."""
+
+    def __init__(self, **change):
+        super().__init__()
+        self.change = change
+
+    def adamw(self, variant, params, grads, hyper, device="cpu", dtype="float64"):
+        hyper = dict(hyper, betas=tuple(hyper["betas"]))
+        hyper.pop("amsgrad", None)
+        hyper.pop("correct_bias", None)
+        return optim.adamw(params, grads, **{**hyper, "variant": "torch", **self.change})
+
+
+def _failing_case(check_id, adapter):
+    check = CHECKS_BY_ID[check_id]
+    return find(check.strategy(adapter), lambda case: not all(r.ok for r in check.prop(adapter, case, CPU64)),
+                settings=settings(max_examples=200, database=None, deadline=None))
+
+
+@pytest.mark.parametrize("change", [
+    {"variant": "transformers"},  # epsilon before the bias correction, decay after the step
+    {"variant": "transformers", "correct_bias": False},  # no bias correction at all
+    {"amsgrad": True},  # the running maximum of v where the plain v belongs
+])
+def test_adamw_check_catches(change):
+    case = _failing_case("optim.torch.optim.AdamW", ReferenceAdamW(**change))
+    assert case.params["grads"], case
+
+
+class NoDecayExemptions(TransformersAdapter):
+    def decay_parameter_names(self, head, config):
+        names, _ = super().decay_parameter_names(head, config)
+        return names, names  # the Trainer decays everything
+
+
+class UnmaskedSpecials(TransformersAdapter):
+    def mlm_collate(self, vocab_size, rows, settings, seed, return_tensors="pt"):
+        inputs, labels = super().mlm_collate(vocab_size, rows, settings, seed, return_tensors)
+        if settings.get("mlm", True):
+            width = labels.shape[1]
+            original = np.array([list(r) + [0] * (width - len(r)) for r in rows])
+            labels = np.where(original == 2, 2, labels)  # [CLS] always selected
+        return inputs, labels
+
+
+def test_decay_check_catches():
+    assert _failing_case("optim.no_decay_grouping", NoDecayExemptions())
+
+
+def test_masking_rule_check_catches():
+    assert _failing_case("masking.rule.pt", UnmaskedSpecials())
