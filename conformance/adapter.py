@@ -151,12 +151,17 @@ class TransformersAdapter:
         return torch.optim.SGD(groups, lr=lr_init)
 
     def _scheduler(self, name, optimizer, params):
-        from transformers import get_scheduler
+        """`get_scheduler(name, ...)`; before it took `scheduler_specific_kwargs`, the schedule's own function."""
+        from transformers import optimization
 
         kwargs = dict(params)
-        warmup, total = kwargs.pop("num_warmup_steps", None), kwargs.pop("num_training_steps", None)
-        return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total,
-                             scheduler_specific_kwargs=kwargs)
+        steps = {"num_warmup_steps": kwargs.pop("num_warmup_steps", None),
+                 "num_training_steps": kwargs.pop("num_training_steps", None)}
+        if "scheduler_specific_kwargs" in inspect.signature(optimization.get_scheduler).parameters:
+            return optimization.get_scheduler(name, optimizer, **steps, scheduler_specific_kwargs=kwargs)
+        function = optimization.TYPE_TO_SCHEDULER_FUNCTION[optimization.SchedulerType(name)]
+        accepted = inspect.signature(function).parameters
+        return function(optimizer, **{k: v for k, v in steps.items() if k in accepted and v is not None}, **kwargs)
 
     def lr_curve(self, name, params, base_lrs, lr_init, steps=None, metrics=None, resume_at=None):
         """The groups' learning rates from `get_scheduler(name, ...)`: after construction and after each of `steps`

@@ -85,7 +85,9 @@ def ignored_zero_grad(adapter, case, target):
 
 
 def both_refuse(adapter, case, target):
-    """transformers raises and the reference raises ReferenceInputError: neither returns a number for bad labels."""
+    """transformers raises and the reference raises ReferenceInputError: neither returns a number for bad labels.
+    Where the version's rule never reads the corrupted label (the early token-classification rule skips padded
+    positions), the reference accepts it, and then transformers must accept it too."""
     try:
         adapter.run(case, target.attn, target.device, target.dtype, grad=False)
         tf = None
@@ -97,7 +99,7 @@ def both_refuse(adapter, case, target):
         ref = None
     except reference.ReferenceInputError as exc:
         ref = f"ReferenceInputError: {exc}"
-    ok = tf is not None and ref is not None
+    ok = (tf is None) == (ref is None)
     message = f"transformers: {tf or 'returned a result'}; reference: {ref or 'returned a result'}"
     return [Comparison("refusal", ok, 0.0, "" if ok else message)]
 

@@ -33,6 +33,22 @@ class KnownDifference:
 
 
 @dataclass(frozen=True)
+class Change:
+    """A behaviour change between transformers releases: the rule before, the rule from `since` on, and a minimal
+    input on which the two differ, computed by the reference's two variants (`example() -> dict` with keys
+    `input`, `old`, `new`, all strings). The drift catalog is generated from these."""
+
+    id: str
+    since: str  # the first release with the new rule
+    area: str
+    title: str
+    old: str
+    new: str
+    checks: Tuple[str, ...] = ()  # the checks that observe it
+    example: Optional[Callable] = None
+
+
+@dataclass(frozen=True)
 class Check:
     id: str
     area: str  # encoder | head | loss | metamorphic | errors | schedule | optim | masking
@@ -224,6 +240,9 @@ CHECKS = [
           once=True, cpu_only=True, case_type=training.TrainingCase),
 ]
 
+
+CHANGES = []  # filled by the versions work; see `Change`
+CHANGES_BY_ID = {c.id: c for c in CHANGES}
 
 CHECKS_BY_ID = {c.id: c for c in CHECKS}
 assert len(CHECKS_BY_ID) == len(CHECKS), "check ids must be unique"
