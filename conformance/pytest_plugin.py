@@ -1,9 +1,9 @@
 """pytest plugin (entry point `bert_conformance`): options, Hypothesis profiles, fixtures and run records.
 
-Options: --device, --dtype, --attn, --max-examples, --adapter, --report-dir. Profiles: `ci` (derandomized, no
-example database, no deadline, 100 examples), `dev` (20 examples, the default off CI), `thorough` (1000
-examples); pick one with Hypothesis' own `--hypothesis-profile`. With the `CI` environment variable set, `ci` is
-the default.
+Options: --device, --dtype, --attn, --max-examples, --adapter, --report-dir (run records, see below). Profiles:
+`ci` (derandomized, no example database, no deadline, 100 examples), `dev` (20 examples, the default off CI),
+`thorough` (1000 examples); pick one with Hypothesis' own `--hypothesis-profile`. With the `CI` environment
+variable set, `ci` is the default.
 """
 
 import importlib
@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import platform
+import re
 import time
 
 import pytest
@@ -103,45 +104,212 @@ def hypothesis_settings(request):
 
 
 # --- records -------------------------------------------------------------------------------------------------
+#
+# With --report-dir DIR, a run writes
+#   DIR/run-<run_id>.json       the run: environment, the expected (check, target) pairs, start and end time;
+#                               written by the controller (or the only process without xdist)
+#   DIR/records-<worker>.jsonl  one JSON line per (check, target) as its test ends, appended by each worker,
+#                               so a crash loses at most the test that was running
+# `conformance.report` reads both; an expected pair without a record (a crashed or killed worker) is `missing`.
+
+SCHEMA = 1
+OUTCOMES = ("pass", "explained", "fail", "error", "not_applicable", "skipped")  # plus `missing`, in reports
+NOT_APPLICABLE = "not applicable:"
+NODE_ID = re.compile(r"::test_check\[(?P<check>.+)\[(?P<target>[^\[\]]+)\]\]$")
 
 
-def environment(adapter):
-    import numpy
-    import torch
+def environment(config):
+    """The run's environment: implementation and its version, torch, numpy, Python, platform, devices,
+    Hypothesis profile, seed (an int for --hypothesis-seed, "derandomized", or None) and examples per check."""
+    if not hasattr(config, "_bert_env"):
+        import numpy
+        import torch
 
+        adapter = _adapter(config)
+        seed = config.getoption("--hypothesis-seed", None)
+        devices = {"cpu": platform.processor() or platform.machine()}
+        if torch.cuda.is_available():
+            devices["cuda"] = torch.cuda.get_device_name(0)
+        config._bert_env = {
+            "implementation": adapter.name,
+            "version": str(getattr(adapter, "version", "")),
+            "torch": torch.__version__,
+            "numpy": numpy.__version__,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "devices": devices,
+            "hypothesis_profile": settings.get_current_profile_name(),
+            "hypothesis_seed": seed if seed is not None else ("derandomized" if settings.default.derandomize else None),
+            "max_examples": config.getoption("--max-examples") or settings.default.max_examples,
+        }
+    return config._bert_env
+
+
+def _json_number(x):
+    """Floats as JSON numbers; infinities and NaN (not JSON) as the strings "inf", "-inf", "nan"."""
+    if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
+        return str(x)
+    return x
+
+
+def _write_json(path, data):
+    """Write `data` to `path` atomically (a reader never sees half a file)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def expected_pairs(node_ids):
+    """The (check, target) pairs named by test_check node ids, as [{"check", "area", "target"}]."""
+    from .registry import CHECKS_BY_ID
+
+    pairs = []
+    for node_id in node_ids:
+        m = NODE_ID.search(node_id)
+        if m:
+            check = CHECKS_BY_ID.get(m["check"])
+            pairs.append({"check": m["check"], "area": check.area if check else m["check"].split(".")[0],
+                          "target": m["target"]})
+    return pairs
+
+
+def _is_worker(config):
+    return hasattr(config, "workerinput")
+
+
+def _run_path(config):
+    return os.path.join(config.getoption("--report-dir"), f"run-{config._bert_run['run_id']}.json")
+
+
+def pytest_configure(config):
+    """Give the run an id (the controller's, passed to xdist workers) and, in the controller of an xdist run,
+    register the hooks that pass it on and record the expected pairs."""
+    if not config.getoption("--report-dir", None):
+        return
+    if _is_worker(config):
+        config._bert_run_id = config.workerinput.get("bert_run_id")
+        return
+    config._bert_run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    if config.pluginmanager.hasplugin("xdist") and config.getoption("dist", "no") != "no":
+        config.pluginmanager.register(_XdistController(config), "bert_conformance_xdist")
+
+
+class _XdistController:
+    """xdist controller hooks (registered only under xdist): hand the run id to each worker; record the pairs
+    the workers collected as the run's expected pairs."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def pytest_configure_node(self, node):
+        node.workerinput["bert_run_id"] = self.config._bert_run_id
+
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        if self.config._bert_run.get("expected") is None:
+            self.config._bert_run["expected"] = expected_pairs(ids)
+            _write_json(_run_path(self.config), self.config._bert_run)
+
+
+def pytest_sessionstart(session):
+    """Controller (or the only process): write the run record with its environment and start time."""
+    config = session.config
+    if not config.getoption("--report-dir", None) or _is_worker(config):
+        return
+    config._bert_run = {"type": "run", "schema": SCHEMA, "run_id": config._bert_run_id, "env": environment(config),
+                        "args": list(config.invocation_params.args), "start": time.time(), "end": None,
+                        "exitstatus": None, "expected": None}
+    _write_json(_run_path(config), config._bert_run)
+
+
+def pytest_collection_finish(session):
+    """Without xdist: the collected pairs are the run's expected pairs."""
+    config = session.config
+    if not config.getoption("--report-dir", None) or _is_worker(config) or not hasattr(config, "_bert_run"):
+        return
+    config._bert_run["expected"] = expected_pairs(item.nodeid for item in session.items)
+    _write_json(_run_path(config), config._bert_run)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Controller (or the only process): add the end time and exit status to the run record."""
+    config = session.config
+    if not config.getoption("--report-dir", None) or _is_worker(config) or not hasattr(config, "_bert_run"):
+        return
+    config._bert_run.update(end=time.time(), exitstatus=int(exitstatus))
+    _write_json(_run_path(config), config._bert_run)
+
+
+def outcome_of(report, props):
+    """The record's outcome: not_applicable / skipped from the skip reason; fail for a comparison that did not
+    hold (test_check records `failure` = "fail"), error for any other exception; explained / pass otherwise."""
+    if report.skipped:
+        return "not_applicable" if skip_reason(report).startswith(NOT_APPLICABLE) else "skipped"
+    if report.failed:
+        return "fail" if report.when == "call" and props.get("failure") == "fail" else "error"
+    return "explained" if props.get("explained") else "pass"
+
+
+def skip_reason(report):
+    """The reason a skipped test gave, without pytest's "Skipped: " prefix."""
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    return reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason
+
+
+def check_record(item, report):
+    """The JSON record of one (check, target) test: outcome, examples, largest error/tolerance, duration and, for
+    a failure, the minimal counterexample and the command that reproduces it."""
+    from .compare import tolerance
+
+    check, target = item.callspec.params["check"], item.callspec.params["target"]
+    props = dict(item.user_properties)
+    outcome = outcome_of(report, props)
+    failed = outcome in ("fail", "error")
+    message = None
+    if report.skipped:
+        message = skip_reason(report)
+    elif report.failed:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        message = props.get("failure_message") or (crash.message if crash else str(report.longrepr)[-4000:])
+    try:
+        tol = tolerance(target.dtype, target.device)
+        tol = {"rtol": tol.rtol, "atol": tol.atol}
+    except KeyError:
+        tol = None
     return {
-        "implementation": adapter.name,
-        "version": str(getattr(adapter, "version", "")),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "python": platform.python_version(),
-        "hypothesis_profile": settings._current_profile,
+        "type": "check", "schema": SCHEMA, "run_id": getattr(item.config, "_bert_run_id", None),
+        "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+        "check": check.id, "area": check.area, "head": check.head,
+        "target": target.id, "device": target.device, "dtype": target.dtype, "attn": target.attn,
+        "outcome": outcome,
+        "examples": props.get("examples"),
+        "max_error_ratio": _json_number(props.get("max_error_ratio")),
+        "failure_ratio": _json_number(props.get("failure_ratio")) if failed else None,
+        "tolerance": tol,
+        "explained": props.get("explained") or [],
+        "duration_s": round(report.duration, 3),
+        "message": message,
+        "traceback": str(report.longrepr)[-4000:] if outcome == "error" else None,
+        "counterexample": props.get("counterexample") if failed else None,
+        "reproduce": props.get("reproduce") if failed else None,
+        "env": environment(item.config),
+        "time": time.time(),
     }
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
+    """Append the record of each test_check to this worker's records file (its call, or a setup that skipped
+    or failed)."""
     outcome = yield
     report = outcome.get_result()
     directory = item.config.getoption("--report-dir")
     callspec = getattr(item, "callspec", None)
     if not directory or callspec is None or "check" not in callspec.params:
         return
-    if report.when != "call" and not (report.skipped or report.failed):
+    if not (report.when == "call" or (report.when == "setup" and not report.passed)):
         return
-    check, target = callspec.params["check"], callspec.params["target"]
-    props = dict(item.user_properties)
-    record = {
-        "check": check.id, "area": check.area, "head": check.head,
-        "device": target.device, "dtype": target.dtype, "attn": target.attn,
-        "outcome": "skipped" if report.skipped else ("failed" if report.failed else
-                                                     props.get("outcome", "passed")),
-        "examples": props.get("examples"), "max_error_ratio": props.get("max_error_ratio"),
-        "explained": props.get("explained"), "duration_s": round(report.duration, 3),
-        "message": str(report.longrepr)[-4000:] if report.failed or report.skipped else None,
-        "env": environment(_adapter(item.config)), "time": time.time(),
-    }
     os.makedirs(directory, exist_ok=True)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     with open(os.path.join(directory, f"records-{worker}.jsonl"), "a") as f:
-        f.write(json.dumps(record) + "\n")
+        f.write(json.dumps(check_record(item, report)) + "\n")
