@@ -1,4 +1,10 @@
-"""`bert-conformance` (also `python -m conformance`): run the suite and write the report, or reproduce a case."""
+"""`bert-conformance` (also `python -m conformance`): run the suite and write the report, write the report from
+records, or reproduce a case.
+
+    bert-conformance run [--report-dir reports] [--workers auto] [PYTEST ARGS...]
+    bert-conformance report [--records reports/records] [--out reports]
+    bert-conformance repro CHECK TARGET 'CASE JSON'
+"""
 
 import argparse
 import os
@@ -8,11 +14,10 @@ import sys
 
 def cmd_run(args, extra):
     """Run the conformance suite against the installed implementation on every device present, then write the
-    markdown report."""
+    report (COMPATIBILITY.md and index.html) from the records of every version."""
     import pytest
 
     from .pytest_plugin import load_adapter
-    from .report import write_markdown
 
     adapter = load_adapter(args.adapter)
     records = os.path.join(args.report_dir, "records", f"{adapter.name}-{getattr(adapter, 'version', '')}")
@@ -22,9 +27,26 @@ def cmd_run(args, extra):
     if args.workers != "0":
         pytest_args += ["-n", args.workers]
     code = pytest.main(pytest_args + extra)
-    path = write_markdown(os.path.join(args.report_dir, "records"), os.path.join(args.report_dir, "COMPATIBILITY.md"))
-    print(f"report written to {path}")
+    write_report(os.path.join(args.report_dir, "records"), args.report_dir)
     return int(code)
+
+
+def write_report(records, out):
+    """Merge the records under `records` into `out`/COMPATIBILITY.md and `out`/index.html; print both paths."""
+    from .report import write_reports
+
+    for path in write_reports(records, out):
+        print(f"report written to {path}")
+
+
+def cmd_report(args, extra):
+    """Merge the run records of every version into COMPATIBILITY.md and index.html."""
+    if extra:
+        raise SystemExit(f"bert-conformance report: unexpected arguments {extra}")
+    if not os.path.isdir(args.records):
+        raise SystemExit(f"bert-conformance report: no records folder {args.records!r}")
+    write_report(args.records, args.out)
+    return 0
 
 
 def cmd_repro(args, extra):
@@ -48,6 +70,12 @@ def main(argv=None):
     run.add_argument("--report-dir", default="reports")
     run.add_argument("--workers", default="auto", help="pytest-xdist workers (0: no xdist)")
     run.set_defaults(func=cmd_run)
+    report = sub.add_parser("report", help=cmd_report.__doc__)
+    report.add_argument("--records", default=os.path.join("reports", "records"),
+                        help="folder of run records, searched recursively (default: reports/records)")
+    report.add_argument("--out", default="reports",
+                        help="folder for COMPATIBILITY.md and index.html (default: reports)")
+    report.set_defaults(func=cmd_report)
     repro = sub.add_parser("repro", help=cmd_repro.__doc__)
     repro.add_argument("check")
     repro.add_argument("target", help="device-dtype-attention, e.g. cpu-float64-eager")
