@@ -69,17 +69,28 @@ class TransformersAdapter:
 
         return sorted(getattr(ACT2FN, "keys", lambda: ACT2FN)())
 
-    @functools.cached_property
-    def causal_lm_loss_in_float32(self):
-        """Whether BertLMHeadModel's loss goes through `ForCausalLMLoss`, which casts logits with `.float()`, so a
-        float64 model gets a float32 loss (and a float32-rounded gradient)."""
-        return "loss_function" in inspect.getsource(self.transformers.BertLMHeadModel.forward)
+    def has(self, change_id):
+        """Whether this version follows the new rule of the drift catalog's change `change_id` (it is at least the
+        first release with it). An adapter for another implementation answers for its own rules."""
+        from .drift import CHANGES_BY_ID
+
+        return self.version >= Version(CHANGES_BY_ID[change_id].since)
 
     @functools.cached_property
-    def token_classification_loss_uses_attention_mask(self):
-        """Whether BertForTokenClassification also ignores the loss at positions whose attention mask is 0 (the rule
-        of early releases, written with an `active_loss` mask), rather than only at label -100."""
-        return "active_loss" in inspect.getsource(self.transformers.BertForTokenClassification.forward)
+    def _collator_fields(self):
+        from transformers import DataCollatorForLanguageModeling
+
+        return set(getattr(DataCollatorForLanguageModeling, "__dataclass_fields__", {}))
+
+    @property
+    def collator_replacement_configurable(self):
+        """Whether DataCollatorForLanguageModeling takes `mask_replace_prob` / `random_replace_prob` (else 0.8/0.1)."""
+        return self.has("collator-replacement-probabilities")
+
+    @property
+    def collator_has_numpy(self):
+        """Whether DataCollatorForLanguageModeling can return numpy arrays (`return_tensors="np"`)."""
+        return "return_tensors" in self._collator_fields
 
     # --- building and running ------------------------------------------------------------------------------
 
@@ -151,17 +162,12 @@ class TransformersAdapter:
         return torch.optim.SGD(groups, lr=lr_init)
 
     def _scheduler(self, name, optimizer, params):
-        """`get_scheduler(name, ...)`; before it took `scheduler_specific_kwargs`, the schedule's own function."""
+        """The schedule's own function (`TYPE_TO_SCHEDULER_FUNCTION`), called with exactly `params`: the formulas,
+        without `get_scheduler`'s plumbing, whose argument passing changed across releases."""
         from transformers import optimization
 
-        kwargs = dict(params)
-        steps = {"num_warmup_steps": kwargs.pop("num_warmup_steps", None),
-                 "num_training_steps": kwargs.pop("num_training_steps", None)}
-        if "scheduler_specific_kwargs" in inspect.signature(optimization.get_scheduler).parameters:
-            return optimization.get_scheduler(name, optimizer, **steps, scheduler_specific_kwargs=kwargs)
         function = optimization.TYPE_TO_SCHEDULER_FUNCTION[optimization.SchedulerType(name)]
-        accepted = inspect.signature(function).parameters
-        return function(optimizer, **{k: v for k, v in steps.items() if k in accepted and v is not None}, **kwargs)
+        return function(optimizer, **params)
 
     def lr_curve(self, name, params, base_lrs, lr_init, steps=None, metrics=None, resume_at=None):
         """The groups' learning rates from `get_scheduler(name, ...)`: after construction and after each of `steps`
@@ -191,7 +197,7 @@ class TransformersAdapter:
 
     def adamw_variants(self):
         """Every AdamW this version offers, by name: torch's (single-tensor, foreach and fused kernels) and
-        `transformers.AdamW` where it still exists (removed in 5.0)."""
+        `transformers.AdamW` where it still exists (removed in 4.50)."""
         variants = ["torch.optim.AdamW", "torch.optim.AdamW(foreach)", "torch.optim.AdamW(fused)"]
         if hasattr(self.transformers, "AdamW"):
             variants.append("transformers.AdamW")
@@ -224,8 +230,17 @@ class TransformersAdapter:
         Trainer puts in its weight-decay group."""
         model, _ = self._model(head, json.dumps(config, sort_keys=True), "eager", "cpu", "float64")
         names = [name for name, _ in model.named_parameters()]
-        chosen = set(self.transformers.Trainer.get_decay_parameter_names(None, model))
-        return names, [name for name in names if name in chosen]
+        if hasattr(self.transformers.Trainer, "get_decay_parameter_names"):
+            chosen = set(self.transformers.Trainer.get_decay_parameter_names(None, model))
+            return names, [name for name in names if name in chosen]
+        # before get_decay_parameter_names: build a Trainer and read the groups its optimizer was given
+        args = self.transformers.TrainingArguments(output_dir=tempfile.mkdtemp(prefix="bert-conformance-"),
+                                                   weight_decay=0.5)
+        trainer = self.transformers.Trainer(model=model, args=args)
+        create = getattr(trainer, "create_optimizer", None) or (lambda: trainer.create_optimizer_and_scheduler(1))
+        create()
+        decayed = {id(p) for g in trainer.optimizer.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+        return names, [name for name, p in model.named_parameters() if id(p) in decayed]
 
     @functools.lru_cache(maxsize=8)
     def tokenizer(self, vocab_size):
@@ -244,12 +259,15 @@ class TransformersAdapter:
         from transformers import DataCollatorForLanguageModeling
 
         settings = dict(settings, return_tensors=return_tensors)
-        fields = getattr(DataCollatorForLanguageModeling, "__dataclass_fields__", {})
+        fields = self._collator_fields
+        for key, default in (("mask_replace_prob", 0.8), ("random_replace_prob", 0.1), ("return_tensors", "pt")):
+            if key not in fields:  # a release without the setting has its default hard-coded
+                if settings.pop(key, default) != default:
+                    raise ValueError(f"transformers {self.version}'s collator has no {key}")
+        torch.manual_seed(seed)  # releases before the `seed` setting (and 4.50-5.18 with seed 0) use the global RNGs
+        np.random.seed(seed)
         if "seed" in fields:
             settings["seed"] = seed
-        else:
-            torch.manual_seed(seed)
-            np.random.seed(seed)
         collator = DataCollatorForLanguageModeling(self.tokenizer(vocab_size), **settings)
         batch = collator([{"input_ids": list(r)} for r in rows])
         return tuple(np.asarray(batch[k]) for k in ("input_ids", "labels"))

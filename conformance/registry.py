@@ -12,6 +12,7 @@ import numpy as np
 
 
 from . import properties, training
+from .drift import CHANGES, CHANGES_BY_ID, Change  # noqa: F401 (the drift catalog is part of the registry)
 from .case import Case
 from .strategies import cases
 
@@ -30,22 +31,6 @@ class KnownDifference:
     holds: Callable
     raises: Optional[str] = None
     tolerance_dtype: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Change:
-    """A behaviour change between transformers releases: the rule before, the rule from `since` on, and a minimal
-    input on which the two differ, computed by the reference's two variants (`example() -> dict` with keys
-    `input`, `old`, `new`, all strings). The drift catalog is generated from these."""
-
-    id: str
-    since: str  # the first release with the new rule
-    area: str
-    title: str
-    old: str
-    new: str
-    checks: Tuple[str, ...] = ()  # the checks that observe it
-    example: Optional[Callable] = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +56,7 @@ CAUSAL_LOSS_FLOAT32 = KnownDifference(
     "causal-lm-loss-float32",
     "BertLMHeadModel's loss goes through ForCausalLMLoss, which calls logits.float(): a float64 model gets a "
     "float32 loss and a float32-rounded logits gradient, so these compare at the float32 tolerance.",
-    holds=lambda adapter: adapter.causal_lm_loss_in_float32,
+    holds=lambda adapter: adapter.has("causal-lm-loss-function"),
     tolerance_dtype={"loss": "float32", "loss_grad": "float32"},
 )
 INT32_LABELS_REFUSED = KnownDifference(
@@ -90,8 +75,32 @@ def activations(adapter):
     return sorted(set(adapter.activations()) & set(reference.activations.ACTIVATIONS))
 
 
+def NEEDS_PROBLEM_TYPE(adapter):
+    return None if adapter.has("sequence-classification-problem-type") else f"transformers {adapter.version}'s BertConfig has no problem_type"
+
+
 def _c(head, **kw):
     return lambda adapter: cases(head, activations(adapter), **kw)
+
+
+def _masking_checks(tensors):
+    """The exact rule and the rates of DataCollatorForLanguageModeling returning `tensors` ("pt" or "np")."""
+    def applies(adapter):
+        if tensors == "np" and not adapter.collator_has_numpy:
+            return f"transformers {adapter.version}'s collator returns torch tensors only"
+        return None
+
+    subject = f"DataCollatorForLanguageModeling({tensors})"
+    return (
+        Check(f"masking.rule.{tensors}", "masking", subject, training.masking_rule.__doc__,
+              lambda adapter: training.masking_cases(tensors, training._replacements(adapter)),
+              kind="property", prop=training.masking_rule, once=True, case_type=training.TrainingCase,
+              applies=applies),
+        Check(f"masking.rates.{tensors}", "masking", subject, training.masking_rates.__doc__,
+              lambda adapter: training.masking_rate_cases(tensors, training._replacements(adapter)),
+              kind="property", prop=training.masking_rates, once=True, max_examples=4, shrink=False,
+              case_type=training.TrainingCase, applies=applies),
+    )
 
 
 CHECKS = [
@@ -115,7 +124,9 @@ CHECKS = [
     Check("loss.causal_lm.num_items_in_batch", "loss", "BertLMHeadModel",
           "causal LM loss summed and divided by num_items_in_batch (gradient accumulation normalisation)",
           _c("BertLMHeadModel", labels="tokens", is_decoder=True, with_num_items=True),
-          known=(CAUSAL_LOSS_FLOAT32,), every_attention=False),
+          known=(CAUSAL_LOSS_FLOAT32,), every_attention=False,
+          applies=lambda adapter: None if adapter.has("causal-lm-loss-function") else
+          f"transformers {adapter.version}'s BertLMHeadModel takes no num_items_in_batch"),
     Check("head.next_sentence", "head", "BertForNextSentencePrediction",
           "NSP logits on the pooled output and their cross-entropy, -100 ignored",
           _c("BertForNextSentencePrediction", labels="class")),
@@ -138,14 +149,14 @@ CHECKS = [
     Check("loss.sequence_classification.regression_multi", "loss", "BertForSequenceClassification",
           "problem_type='regression' with num_labels > 1: MSE over [B, num_labels]",
           _c("BertForSequenceClassification", labels="regression", problem_type="regression"),
-          every_attention=False),
+          every_attention=False, applies=NEEDS_PROBLEM_TYPE),
     Check("loss.sequence_classification.multi_label", "loss", "BertForSequenceClassification",
           "float labels with num_labels > 1: multi-label BCE with logits",
-          _c("BertForSequenceClassification", labels="multi_label"), every_attention=False),
+          _c("BertForSequenceClassification", labels="multi_label"), every_attention=False, applies=NEEDS_PROBLEM_TYPE),
     Check("loss.sequence_classification.explicit_single_label", "loss", "BertForSequenceClassification",
           "problem_type='single_label_classification' given explicitly",
           _c("BertForSequenceClassification", labels="class", problem_type="single_label_classification"),
-          every_attention=False),
+          every_attention=False, applies=NEEDS_PROBLEM_TYPE),
     Check("loss.sequence_classification.int32_labels", "loss", "BertForSequenceClassification",
           "int32 class labels select single-label classification",
           _c("BertForSequenceClassification", labels="class", label_dtype=np.int32),
@@ -216,33 +227,18 @@ CHECKS = [
           lambda adapter: training.decay_cases(), kind="property", prop=training.decay_grouping, once=True,
           case_type=training.TrainingCase),
     # --- MLM masking ---------------------------------------------------------------------------------------------
-    *[
-        check
-        for tensors in ("pt", "np")
-        for check in (
-            Check(f"masking.rule.{tensors}", "masking", f"DataCollatorForLanguageModeling({tensors})",
-                  training.masking_rule.__doc__,
-                  (lambda t: lambda adapter: training.masking_cases(t))(tensors),
-                  kind="property", prop=training.masking_rule, once=True, case_type=training.TrainingCase),
-            Check(f"masking.rates.{tensors}", "masking", f"DataCollatorForLanguageModeling({tensors})",
-                  training.masking_rates.__doc__,
-                  (lambda t: lambda adapter: training.masking_rate_cases(t))(tensors),
-                  kind="property", prop=training.masking_rates, once=True, max_examples=4, shrink=False,
-                  case_type=training.TrainingCase),
-        )
-    ],
+    *[check for tensors in ("pt", "np") for check in _masking_checks(tensors)],
     # --- training-side refusals ----------------------------------------------------------------------------------
     Check("errors.adamw.hyperparameters", "errors", "torch.optim.AdamW", training.adamw_refuses.__doc__,
           lambda adapter: training.adamw_cases("torch.optim.AdamW", invalid=True), kind="error",
           prop=training.adamw_refuses, once=True, cpu_only=True, case_type=training.TrainingCase),
     Check("errors.masking.probabilities", "errors", "DataCollatorForLanguageModeling", training.masking_refuses.__doc__,
-          lambda adapter: training.masking_cases("pt", invalid=True), kind="error", prop=training.masking_refuses,
+          lambda adapter: training.masking_cases("pt", training._replacements(adapter), invalid=True), kind="error",
+          prop=training.masking_refuses,
           once=True, cpu_only=True, case_type=training.TrainingCase),
 ]
 
 
-CHANGES = []  # filled by the versions work; see `Change`
-CHANGES_BY_ID = {c.id: c for c in CHANGES}
 
 CHECKS_BY_ID = {c.id: c for c in CHECKS}
 assert len(CHECKS_BY_ID) == len(CHECKS), "check ids must be unique"

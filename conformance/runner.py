@@ -35,7 +35,7 @@ def reference_outputs(case, weights, adapter):
     kwargs = dict(case.inputs)
     kwargs.update(case.labels)
     if case.head == "BertForTokenClassification" and case.labels:
-        kwargs["loss_uses_attention_mask"] = adapter.token_classification_loss_uses_attention_mask
+        kwargs["loss_uses_attention_mask"] = not adapter.has("token-classification-loss-ignores-only-labels")
     if case.num_items_in_batch is not None:
         kwargs["num_items_in_batch"] = case.num_items_in_batch
     return ref_heads.HEADS[case.head](weights, spec, **kwargs)

@@ -65,8 +65,17 @@ lrs = st.sampled_from([1e-5, 3e-4, 1e-3, 0.01, 0.1, 0.5, 1.0])
 dyadic_metrics = st.integers(-16, 16).map(lambda k: k / 8)  # exact sums: a running mean is order-independent
 
 
+def schedule_rules(adapter, name):
+    """The reference variant of schedule `name` that the implementation's release follows (see conformance.drift)."""
+    if name == "inverse_sqrt":
+        return {"default_timescale_10000": adapter.has("inverse-sqrt-default-timescale")}
+    if name == "warmup_stable_decay":
+        return {"warmup_from_min_lr": adapter.has("wsd-warmup-from-min-lr")}
+    return {}
+
+
 @st.composite
-def schedule_cases(draw, name):
+def schedule_cases(draw, name, wsd_v2=True):
     """Parameters for schedule `name`: warmup 0, inside, equal to and beyond the total; 1-3 parameter groups with
     different base lrs; sometimes parameters the schedule refuses; sometimes a save/reload in the middle."""
     warmup = draw(st.integers(0, 12))
@@ -98,13 +107,14 @@ def schedule_cases(draw, name):
             p["warmup_lr_rate"] = draw(st.one_of(st.none(), st.sampled_from([0.0, 0.01, 0.5])))
     elif name == "warmup_stable_decay":
         p = {"num_warmup_steps": warmup, "num_decay_steps": draw(st.integers(0, 12))}
-        if draw(st.booleans()):
+        if wsd_v2 and draw(st.booleans()):
             p["num_training_steps"] = total
         if draw(st.booleans()) or "num_training_steps" not in p:
             p["num_stable_steps"] = draw(st.integers(0, 12))
-        shapes = st.sampled_from(schedules.WSD_SHAPES + ("exponential",) * (draw(st.integers(0, 9)) == 0))
-        p.update(warmup_type=draw(shapes), decay_type=draw(shapes),
-                 min_lr_ratio=draw(st.sampled_from([0.0, 0.1, 0.5])),
+        if wsd_v2:  # before 4.49: linear warmup and cosine decay only
+            shapes = st.sampled_from(schedules.WSD_SHAPES + ("exponential",) * (draw(st.integers(0, 9)) == 0))
+            p.update(warmup_type=draw(shapes), decay_type=draw(shapes))
+        p.update(min_lr_ratio=draw(st.sampled_from([0.0, 0.1, 0.5])),
                  num_cycles=draw(st.one_of(st.just(0.5), st.floats(0, 2, width=32))))
     steps = max(warmup, total, p.get("num_stable_steps", 0)) + draw(st.integers(0, 12))
     return TrainingCase(name, {"schedule": p, "base_lrs": base_lrs, "lr_init": lr_init, "steps": steps,
@@ -135,8 +145,9 @@ def stateful_schedule_cases(draw, name):
 
 
 def schedule_strategy(name):
-    return (lambda adapter: stateful_schedule_cases(name)) if name in schedules.STATEFUL else \
-        (lambda adapter: schedule_cases(name))
+    if name in schedules.STATEFUL:
+        return lambda adapter: stateful_schedule_cases(name)
+    return lambda adapter: schedule_cases(name, wsd_v2=adapter.has("wsd-warmup-from-min-lr"))
 
 
 def schedule_curve(adapter, case, target):
@@ -149,7 +160,8 @@ def schedule_curve(adapter, case, target):
             return schedules.STATEFUL[name](p["metrics"], p["base_lrs"], **p["schedule"])
     else:
         def ref():
-            return schedules.curve(name, p["schedule"], p["base_lrs"], p["lr_init"], p["steps"])
+            return schedules.curve(name, p["schedule"], p["base_lrs"], p["lr_init"], p["steps"],
+                                   rules=schedule_rules(adapter, name))
     expected, actual, refusal = _refusals(ref, lambda: adapter.lr_curve(
         name, p["schedule"], p["base_lrs"], p["lr_init"], steps=p.get("steps"), metrics=p.get("metrics"),
         resume_at=p.get("resume_at")))
@@ -248,25 +260,34 @@ PAD_ID, MASK_ID = 0, 4
 REPLACEMENTS = [(0.8, 0.1), (1.0, 0.0), (0.0, 1.0), (0.5, 0.4), (0.6, 0.0), (0.0, 0.0)]
 
 
-def _spec(vocab_size, settings):
-    return masking.MaskingSpec(vocab_size=vocab_size, mask_id=MASK_ID, special_ids=SPECIAL_IDS, pad_id=PAD_ID,
+def _spec(adapter, vocab_size, settings):
+    """The masking rule of the implementation's release: before 4.6 only [CLS] and [SEP] are protected."""
+    special = SPECIAL_IDS if adapter.has("masking-skips-all-special-tokens") else (2, 3)
+    return masking.MaskingSpec(vocab_size=vocab_size, mask_id=MASK_ID, special_ids=special, pad_id=PAD_ID,
                                **{k: v for k, v in settings.items() if k != "mlm"})
 
 
+def _replacements(adapter):
+    """The (mask_replace_prob, random_replace_prob) pairs to draw: only BERT's 0.8/0.1 where not configurable."""
+    return REPLACEMENTS if adapter.collator_replacement_configurable else REPLACEMENTS[:1]
+
+
 @st.composite
-def masking_cases(draw, return_tensors, invalid=False):
+def masking_cases(draw, return_tensors, replacements=REPLACEMENTS, invalid=False):
     """A small batch of rows of any ids (special ones included) and lengths (the collator pads), and collator
     settings: mlm on or off, any masking probability 0..1 and replacement split the version allows."""
     vocab_size = draw(st.integers(6, 40))
     rows = draw(st.lists(st.lists(st.integers(0, vocab_size - 1), min_size=1, max_size=12), min_size=1, max_size=6))
     settings = {"mlm": draw(st.booleans()), "mlm_probability": draw(st.sampled_from([0.0, 0.15, 0.5, 1.0]))}
-    mask, rand = draw(st.sampled_from(REPLACEMENTS))
+    mask, rand = draw(st.sampled_from(replacements))
     settings.update(mask_replace_prob=mask, random_replace_prob=rand)
     if invalid:
         settings["mlm"] = True
-        settings.update(draw(st.sampled_from([
-            {"mlm_probability": 1.5}, {"mlm_probability": -0.1}, {"mask_replace_prob": 1.2},
-            {"random_replace_prob": -0.2}, {"mask_replace_prob": 0.7, "random_replace_prob": 0.5}])))
+        bad = [{"mlm_probability": 1.5}, {"mlm_probability": -0.1}]
+        if len(replacements) > 1:
+            bad += [{"mask_replace_prob": 1.2}, {"random_replace_prob": -0.2},
+                    {"mask_replace_prob": 0.7, "random_replace_prob": 0.5}]
+        settings.update(draw(st.sampled_from(bad)))
     return TrainingCase(return_tensors, {"vocab_size": vocab_size, "rows": rows, "settings": settings,
                                          "seed": draw(st.integers(0, 2**31 - 1))})
 
@@ -280,7 +301,7 @@ def masking_rule(adapter, case, target):
     """The deterministic part of the masking rule holds (see `reference.masking.violations`); without MLM the
     labels are the inputs with padding at -100."""
     p = case.params
-    spec = _spec(p["vocab_size"], p["settings"])
+    spec = _spec(adapter, p["vocab_size"], p["settings"])
     inputs, labels = _collate(adapter, case)
     width = max(len(r) for r in p["rows"])
     original = np.array([r + [PAD_ID] * (width - len(r)) for r in p["rows"]])
@@ -294,7 +315,7 @@ def masking_rule(adapter, case, target):
 def masking_refuses(adapter, case, target):
     """Probabilities outside [0, 1], or replacement probabilities summing above 1, are refused by both."""
     p = case.params
-    _, _, refusal = _refusals(lambda: _spec(p["vocab_size"], p["settings"]), lambda: _collate(adapter, case))
+    _, _, refusal = _refusals(lambda: _spec(adapter, p["vocab_size"], p["settings"]), lambda: _collate(adapter, case))
     return refusal or [Comparison("refusal", False, 0.0, "neither side refused")]
 
 
@@ -304,11 +325,12 @@ ROW_LENGTH = 64
 
 
 @st.composite
-def masking_rate_cases(draw, return_tensors):
+def masking_rate_cases(draw, return_tensors, replacements=REPLACEMENTS):
     """Collator settings and a seed; the rows are generated from the seed, as many as it takes for every rate test
     to detect a `RATE_DELTA` shift (see `reference.masking.detectable_sample_size`)."""
     settings = {"mlm": True, "mlm_probability": draw(st.sampled_from([0.15, 0.3, 0.5]))}
-    settings["mask_replace_prob"], settings["random_replace_prob"] = draw(st.sampled_from(REPLACEMENTS[:5]))
+    settings["mask_replace_prob"], settings["random_replace_prob"] = draw(st.sampled_from(
+        [r for r in replacements if r != (0.0, 0.0)]))
     return TrainingCase(return_tensors, {"vocab_size": draw(st.sampled_from([30, 1000])), "settings": settings,
                                          "seed": draw(st.integers(0, 2**31 - 1))})
 
@@ -318,7 +340,7 @@ def masking_rates(adapter, case, target):
     replaced, are within binomial acceptance intervals at a total false-alarm rate of 1e-6 per case; the sample is
     large enough that a 2-point shift in any of these rates is missed with probability below 1e-6."""
     p = case.params
-    spec = _spec(p["vocab_size"], p["settings"])
+    spec = _spec(adapter, p["vocab_size"], p["settings"])
     tests = 4
     need_selected = max(masking.detectable_sample_size(q, RATE_DELTA, RATE_ALPHA / tests)
                         for q in masking.outcome_probabilities(spec).values())

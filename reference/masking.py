@@ -104,14 +104,17 @@ def outcome_probabilities(spec):
 
 
 def counts(original, inputs, labels, spec):
-    """How many positions were selectable, selected, and of the selected how many became each outcome."""
+    """How many positions were selectable and selected, and of the selected ones whose original token is not
+    [MASK] (`outcome_trials`; where a [MASK] may be selected, "became [MASK]" and "kept" coincide) how many became
+    each outcome."""
     original, inputs, labels = (np.asarray(a) for a in (original, inputs, labels))
     selected = labels != IGNORE_INDEX
-    became_mask = selected & (inputs == spec.mask_id)
-    kept = selected & (inputs == original)
+    trials = selected & (original != spec.mask_id)
+    became_mask = trials & (inputs == spec.mask_id)
+    kept = trials & (inputs == original)
     return {"selectable": int(selectable(original, spec).sum()), "selected": int(selected.sum()),
-            "mask": int(became_mask.sum()), "original": int(kept.sum()),
-            "other": int((selected & ~became_mask & ~kept).sum())}
+            "outcome_trials": int(trials.sum()), "mask": int(became_mask.sum()), "original": int(kept.sum()),
+            "other": int((trials & ~became_mask & ~kept).sum())}
 
 
 def acceptance_interval(n, p, alpha):
@@ -125,10 +128,10 @@ def acceptance_interval(n, p, alpha):
 
 def rate_tests(c, spec, alpha=1e-6):
     """Binomial tests of the counts `c` (from `counts`) against the rule: selected of selectable at
-    mlm_probability, and each outcome of the selected at `outcome_probabilities`. The false-alarm rate of all
+    mlm_probability, and each outcome of the outcome trials at `outcome_probabilities`. The false-alarm rate of all
     tests together is at most alpha (Bonferroni). Returns a list of (name, count, (lo, hi), ok)."""
     tests = [("selected", c["selected"], c["selectable"], spec.mlm_probability)]
-    tests += [(k, c[k], c["selected"], p) for k, p in outcome_probabilities(spec).items()]
+    tests += [(k, c[k], c["outcome_trials"], p) for k, p in outcome_probabilities(spec).items()]
     results = []
     for name, k, n, p in tests:
         lo, hi = acceptance_interval(n, p, alpha / len(tests))

@@ -78,10 +78,15 @@ def polynomial(step, *, num_warmup_steps, num_training_steps, lr_init, lr_end=1e
     return ((lr_init - lr_end) * remaining ** power + lr_end) / lr_init
 
 
-def inverse_sqrt(step, *, num_warmup_steps, timescale=None, **_):
-    """Warmup, then m = 1 / sqrt((t + s - W) / s) with timescale s (default W, or 10000 when W is 0): m(W) = 1."""
+def inverse_sqrt(step, *, num_warmup_steps, timescale=None, default_timescale_10000=True, **_):
+    """Warmup, then m = 1 / sqrt((t + s - W) / s) with timescale s (default W, or 10000 when W is 0): m(W) = 1.
+
+    Rule before transformers 4.39 (`default_timescale_10000=False`): the default timescale is W even when W is 0,
+    where the formula is 0/0 and is refused."""
     if timescale is None:
-        timescale = num_warmup_steps or 10_000
+        timescale = num_warmup_steps or (10_000 if default_timescale_10000 else 0)
+    if timescale == 0 and step >= num_warmup_steps:
+        raise ReferenceInputError("inverse_sqrt with timescale 0 is 0/0")
     if step < num_warmup_steps:
         return _ramp(step, num_warmup_steps)
     return 1.0 / math.sqrt((step + timescale - num_warmup_steps) / timescale)
@@ -121,16 +126,21 @@ WSD_SHAPES = ("linear", "cosine", "1-sqrt")
 
 
 def warmup_stable_decay(step, *, num_warmup_steps, num_decay_steps, num_training_steps=None, num_stable_steps=None,
-                        warmup_type="linear", decay_type="cosine", min_lr_ratio=0.0, num_cycles=0.5, **_):
+                        warmup_type="linear", decay_type="cosine", min_lr_ratio=0.0, num_cycles=0.5,
+                        warmup_from_min_lr=True, **_):
     """Three phases, each rescaled to [r, 1] with r = min_lr_ratio: warmup over W steps rising with `warmup_type`
     (linear p, cosine (1 - cos(pi p)) / 2, 1-sqrt 1 - sqrt(1 - p)); stable at 1 for S steps (S given, else
     T - W - D); decay over D steps falling with `decay_type` (linear 1 - p, cosine (1 + cos(2 pi c p)) / 2,
-    1-sqrt 1 - sqrt(p)); r after W + S + D."""
+    1-sqrt 1 - sqrt(p)); r after W + S + D.
+
+    Rule of transformers 4.41-4.48 (`warmup_from_min_lr=False`): the warmup rises linearly from 0, not from r."""
     if num_stable_steps is None:
         num_stable_steps = num_training_steps - num_warmup_steps - num_decay_steps
     r = min_lr_ratio
     if step < num_warmup_steps:
         p = step / max(1, num_warmup_steps)
+        if not warmup_from_min_lr:
+            return p
         f = {"linear": p, "cosine": 0.5 * (1.0 - math.cos(math.pi * p)), "1-sqrt": 1.0 - math.sqrt(1.0 - p)}
         return max(0.0, f[warmup_type] * (1.0 - r) + r)
     if step < num_warmup_steps + num_stable_steps:
@@ -177,14 +187,15 @@ def validate(name, params, lr_init):
                 raise ReferenceInputError(f"unknown {key} {params[key]!r}")
 
 
-def curve(name, params, base_lrs, lr_init, steps):
+def curve(name, params, base_lrs, lr_init, steps, rules=None):
     """Learning rates of every group after 0..steps calls of `step()`: a list of `steps + 1` lists.
 
     `params` are the schedule's keyword arguments; `base_lrs` the groups' initial learning rates; `lr_init` the
-    optimizer's default learning rate."""
+    optimizer's default learning rate; `rules` selects a schedule's rule of an earlier release (see its
+    docstring)."""
     validate(name, params, lr_init)
     f = MULTIPLIERS[name]
-    return [[base * f(t, lr_init=lr_init, **params) for base in base_lrs] for t in range(steps + 1)]
+    return [[base * f(t, lr_init=lr_init, **params, **(rules or {})) for base in base_lrs] for t in range(steps + 1)]
 
 
 # --- stateful schedulers, simulated from a sequence of metrics -------------------------------------------------

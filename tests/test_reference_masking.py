@@ -215,7 +215,16 @@ def test_counts_by_hand():
     # selectable: row 0 has 5, 6, 7; row 1 has 8, 9, 3, 5 -> 7
     # selected 5: (0,1) -> [MASK], (0,2) kept, (0,3) -> 9 other, (1,1) -> [MASK], (1,3) -> 1 ([CLS]) other
     inputs, labels = masked({(0, 1): 4, (0, 2): 6, (0, 3): 9, (1, 1): 4, (1, 3): 1})
-    assert M.counts(ORIGINAL, inputs, labels, SPEC) == dict(selectable=7, selected=5, mask=2, original=1, other=2)
+    assert M.counts(ORIGINAL, inputs, labels, SPEC) == dict(selectable=7, selected=5, outcome_trials=5, mask=2,
+                                                            original=1, other=2)
+
+
+def test_counts_leave_selected_mask_tokens_out_of_the_outcomes():
+    # where [MASK] itself may be selected (the pre-4.6 rule protects only [CLS] and [SEP]), "became [MASK]" and
+    # "kept" coincide for it, so it is no outcome trial: original [[4, 7]], both selected, inputs [[4, 4]]
+    spec = M.MaskingSpec(vocab_size=10, mask_id=4, special_ids=(2, 3))
+    c = M.counts(np.array([[4, 7]]), np.array([[4, 4]]), np.array([[4, 7]]), spec)
+    assert c == dict(selectable=2, selected=2, outcome_trials=1, mask=1, original=0, other=0)
 
 
 # --- acceptance intervals ----------------------------------------------------------------------------------------

@@ -1,0 +1,144 @@
+"""The drift catalog: every behaviour change of the checked surface between transformers releases.
+
+Each `Change` names the first release with the new rule (bisected over the released sources and confirmed by the
+suite on the two adjacent tox envs), the rule before and after, the checks that observe it, and a minimal input on
+which the two rules differ, computed by the reference's two variants. The adapter's `has(change_id)` says which
+rule the implementation under test follows; checks pick the reference variant from it.
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+
+from reference import losses, masking, optim, schedules
+
+
+@dataclass(frozen=True)
+class Change:
+    """A behaviour change between releases. `example() -> dict` with string values `input`, `old`, `new`."""
+
+    id: str
+    since: str  # the first release with the new rule
+    area: str
+    title: str
+    old: str
+    new: str
+    checks: Tuple[str, ...] = ()  # the checks that observe it
+    example: Optional[Callable] = None
+
+
+def _fmt(x):
+    return np.array2string(np.asarray(x), precision=6, separator=", ") if not isinstance(x, str) else x
+
+
+def _refused(call):
+    try:
+        return _fmt(call())
+    except ValueError as exc:  # ReferenceInputError
+        return f"refused ({exc})"
+
+
+def _problem_type_example():
+    logits, labels = np.array([[0.5, -1.0]]), np.array([[1.0, 0.0]])
+    return {"input": "BertForSequenceClassification, num_labels=2, logits [[0.5, -1.0]], float labels [[1.0, 0.0]]",
+            "old": _refused(lambda: losses.cross_entropy(logits, labels)),
+            "new": "loss " + _fmt(losses.bce_with_logits(logits, labels))}
+
+
+def _special_tokens_example():
+    ids = np.array([[2, 7, 3, 0]])  # [CLS] w [SEP] [PAD]
+    settings = dict(vocab_size=10, mask_id=4, mlm_probability=1.0, mask_replace_prob=1.0, random_replace_prob=0.0)
+    old = masking.sample(ids, masking.MaskingSpec(special_ids=(2, 3), **settings), np.random.default_rng(0))
+    new = masking.sample(ids, masking.MaskingSpec(special_ids=(0, 1, 2, 3, 4), **settings), np.random.default_rng(0))
+    return {"input": "input_ids [[CLS], w7, [SEP], [PAD]] = [[2, 7, 3, 0]], mlm_probability=1, all selected -> [MASK]",
+            "old": f"labels {_fmt(old[1])}: the padding position is selected", "new": f"labels {_fmt(new[1])}"}
+
+
+def _token_classification_example():
+    logits, labels, mask = np.array([[[2.0, 0.0], [0.0, 2.0]]]), np.array([[0, 0]]), np.array([[1, 0]])
+    return {"input": "logits [[[2, 0], [0, 2]]], labels [[0, 0]], attention_mask [[1, 0]]",
+            "old": "loss " + _fmt(losses.token_classification_loss(logits, labels, attention_mask=mask)),
+            "new": "loss " + _fmt(losses.token_classification_loss(logits, labels))}
+
+
+def _inverse_sqrt_example():
+    return {"input": "get_inverse_sqrt_schedule(num_warmup_steps=0), step 3",
+            "old": _refused(lambda: schedules.inverse_sqrt(3, num_warmup_steps=0, default_timescale_10000=False)),
+            "new": "multiplier " + _fmt(schedules.inverse_sqrt(3, num_warmup_steps=0))}
+
+
+def _wsd_example():
+    kw = dict(num_warmup_steps=2, num_stable_steps=1, num_decay_steps=2, min_lr_ratio=0.5)
+    return {"input": "get_wsd_schedule(num_warmup_steps=2, num_stable_steps=1, num_decay_steps=2, min_lr_ratio=0.5), "
+                     "steps 0-1",
+            "old": "multipliers " + _fmt([schedules.warmup_stable_decay(t, warmup_from_min_lr=False, **kw) for t in (0, 1)]),
+            "new": "multipliers " + _fmt([schedules.warmup_stable_decay(t, **kw) for t in (0, 1)])}
+
+
+def _causal_lm_example():
+    logits = np.array([[[0.1, 0.2, 0.3], [0.3, 0.2, 0.11]]])
+    loss = losses.causal_lm_loss(logits, np.array([[1, 2]]))
+    return {"input": "float64 BertLMHeadModel, logits [[[0.1, 0.2, 0.3], [0.3, 0.2, 0.11]]], labels [[1, 2]]",
+            "old": f"loss {float(loss)!r} (float64)", "new": f"loss {float(np.float32(loss))!r} (rounded to float32)"}
+
+
+def _adamw_example():
+    kw = dict(lr=0.1, betas=(0.9, 0.999), eps=1e-3, weight_decay=0.1)
+    old = optim.adamw([[1.0]], [[[1e-3]]], variant="transformers", **kw)[0]["params"][0]
+    new = optim.adamw([[1.0]], [[[1e-3]]], variant="torch", **kw)[0]["params"][0]
+    return {"input": "one step from p = 1, g = 1e-3, lr = 0.1, betas (0.9, 0.999), eps = 1e-3, weight_decay = 0.1",
+            "old": f"transformers.AdamW: p = {_fmt(old)}", "new": f"torch.optim.AdamW (the replacement): p = {_fmt(new)}"}
+
+
+CHANGES = [
+    Change("sequence-classification-problem-type", "4.6.0", "loss",
+           "BertForSequenceClassification chooses its loss by problem_type",
+           "num_labels == 1: MSE; otherwise cross-entropy, which refuses float (multi-label) labels",
+           "problem_type (given, or inferred: num_labels == 1 regression, integer labels single-label, otherwise "
+           "multi-label BCE with logits)",
+           ("loss.sequence_classification.multi_label", "loss.sequence_classification.regression_multi",
+            "loss.sequence_classification.explicit_single_label"), _problem_type_example),
+    Change("masking-skips-all-special-tokens", "4.6.0", "masking",
+           "The MLM collator never selects any special token",
+           "only [CLS] and [SEP] are protected: [PAD], [UNK] and [MASK] positions can be selected (padding too)",
+           "no special token ([PAD], [UNK], [CLS], [SEP], [MASK]) is ever selected",
+           ("masking.rule.pt", "masking.rates.pt"), _special_tokens_example),
+    Change("token-classification-loss-ignores-only-labels", "4.17.0", "loss",
+           "BertForTokenClassification's loss no longer skips padded positions",
+           "positions with attention_mask 0 are left out of the loss, as are labels -100",
+           "only labels -100 are left out; a padded position with a real label counts",
+           ("head.token_classification",), _token_classification_example),
+    Change("bert-sdpa-attention", "4.41.0", "encoder",
+           "BERT runs on torch's scaled_dot_product_attention",
+           "eager attention only",
+           "attn_implementation 'sdpa' too (the default where available); the same math up to rounding",
+           ("encoder.bidirectional", "encoder.causal")),
+    Change("inverse-sqrt-default-timescale", "4.39.0", "schedule",
+           "inverse_sqrt's default timescale is 10000 when there is no warmup",
+           "timescale defaults to num_warmup_steps; with no warmup the schedule divides 0 by 0",
+           "timescale defaults to num_warmup_steps, or 10000 when that is 0",
+           ("schedule.inverse_sqrt",), _inverse_sqrt_example),
+    Change("causal-lm-loss-function", "4.47.1", "loss",
+           "BertLMHeadModel's loss goes through ForCausalLMLoss",
+           "cross-entropy of the shifted logits in the model's dtype, mean over counted positions",
+           "logits upcast with .float() (a float64 model gets a float32 loss); num_items_in_batch divides the sum",
+           ("head.causal_lm", "loss.causal_lm.num_items_in_batch"), _causal_lm_example),
+    Change("wsd-warmup-from-min-lr", "4.49.0", "schedule",
+           "warmup_stable_decay's warmup starts at min_lr_ratio; warmup/decay shapes become configurable",
+           "warmup rises linearly from 0; decay is cosine; num_stable_steps required",
+           "warmup rises from min_lr_ratio; warmup_type and decay_type (linear, cosine, 1-sqrt); "
+           "num_training_steps or num_stable_steps",
+           ("schedule.warmup_stable_decay",), _wsd_example),
+    Change("collator-replacement-probabilities", "4.49.0", "masking",
+           "DataCollatorForLanguageModeling takes mask_replace_prob and random_replace_prob",
+           "80% [MASK], 10% random, 10% kept, hard-coded",
+           "configurable, validated (each in [0, 1], sum <= 1); the defaults keep 80/10/10",
+           ("masking.rule.pt", "masking.rates.pt", "errors.masking.probabilities")),
+    Change("transformers-adamw-removed", "4.50.0", "optim",
+           "transformers.AdamW is removed; torch.optim.AdamW is the replacement",
+           "transformers.AdamW: epsilon added before the bias correction, weight decay applied after the step",
+           "only torch.optim.AdamW: epsilon after the bias correction, decay before the step",
+           ("optim.transformers.AdamW", "optim.torch.optim.AdamW"), _adamw_example),
+]
+CHANGES_BY_ID = {c.id: c for c in CHANGES}
