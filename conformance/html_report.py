@@ -9,8 +9,8 @@ id) act on every element of class `filterable` through its data attributes: `dat
 
 from html import escape
 
-from .report import (CHANGED, OUTCOMES, cell_text, change_example, column_label, env_text, explained_differences,
-                     ratio_text, summary_text, version_counts, worst, _registry)
+from .report import (CHANGED, OUTCOMES, cell_text, change_example, column_label, explained_differences, ratio_text,
+                     summary_text, unfinished_runs, version_counts, version_note, worst, _registry)
 
 CSS = """
 :root { --pass: #d8f0d8; --explained: #d6e8fa; --fail: #f8c8c8; --error: #f6d2a8; --not_applicable: #ececec;
@@ -128,8 +128,9 @@ def _summary(matrix):
         counts = version_counts(matrix, impl, version)
         rows.append(f"<tr><td>{_e(impl)}</td><td>{_e(version)}</td>"
                     + "".join(f"<td>{counts[o] or ''}</td>" for o in OUTCOMES) + "</tr>")
-    envs = "".join(f"<li>{_e(impl)} {_e(version)}: {_e(env_text(matrix.envs.get((impl, version), {})))}</li>"
+    envs = "".join(f"<li>{_e(impl)} {_e(version)}: {_e(version_note(matrix, impl, version))}</li>"
                    for impl, version in matrix.versions)
+    envs += "".join(f"<li>{_e(line)}</li>" for line in unfinished_runs(matrix))
     legend = "".join(f'<span class="o-{o}" style="background: var(--{o})">{o}</span>' for o in OUTCOMES)
     return (f'<section id="summary"><h2>Summary</h2><p>{len(matrix.checks)} checks, {len(matrix.versions)} '
             f'version(s), {len(matrix.columns)} columns, {len(matrix.runs)} run(s).</p>'

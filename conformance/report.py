@@ -285,6 +285,23 @@ def env_text(env):
             + ("; devices: " + ", ".join(f"{k} ({v})" for k, v in devices.items()) if devices else ""))
 
 
+def version_note(matrix, impl, version):
+    """One line about a version: its environment, the examples drawn and the test time its records took."""
+    records = [c.record for (_, col), c in matrix.cells.items() if (col.impl, col.version) == (impl, version)
+               and c.record]
+    examples = sum(r.get("examples") or 0 for r in records)
+    seconds = sum(r.get("duration_s") or 0 for r in records)
+    return (f"{env_text(matrix.envs.get((impl, version), {}))}; {examples} examples drawn in {seconds:.0f} s of "
+            "test time")
+
+
+def unfinished_runs(matrix):
+    """Lines naming each run that has no end time: still running, or killed with its controller."""
+    return [f"run {r['run_id']} ({(r.get('env') or {}).get('implementation', '?')} "
+            f"{(r.get('env') or {}).get('version', '?')}) did not finish: it is still running or was killed"
+            for r in matrix.runs if not r.get("end")]
+
+
 def change_example(change):
     """A Change's example as a dict of strings (input, old, new), or the error computing it."""
     if change.example is None:
@@ -352,7 +369,8 @@ def _summary_md(matrix):
              + (f", the newest ended {_time(max(ends))}" if ends else "") + ".", "",
              _table(rows, ["implementation", "version"] + list(OUTCOMES)), ""]
     for impl, version in matrix.versions:
-        lines.append(f"- {impl} {version}: {env_text(matrix.envs.get((impl, version), {}))}")
+        lines.append(f"- {impl} {version}: {version_note(matrix, impl, version)}")
+    lines += [f"- {line}" for line in unfinished_runs(matrix)]
     lines += ["", "Cells: outcome and the largest error/tolerance ratio seen (over 1 fails). Outcomes: `pass`; "
               "`explained` (a documented known difference); `fail` (a comparison did not hold); `error` (an "
               "unexpected exception); `not_applicable` (the version lacks the feature); `skipped` (the target "

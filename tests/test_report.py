@@ -150,6 +150,7 @@ def test_newest_run_decides(tmp_path):
     assert outcome["head.masked_lm", NEW, T64] == "pass"
     assert outcome["encoder.bidirectional", NEW, T64] == "missing"
     assert outcome["encoder.bidirectional", NEW, T32] == "pass"  # not expected by the later run: kept
+    assert "- run later (transformers 5.24.0) did not finish: it is still running or was killed" in markdown(m)
 
 
 def test_failing_check_with_counterexample(matrix):
@@ -245,7 +246,7 @@ def test_cli_report(tmp_path):
 
 class BrokenSchedules(TransformersAdapter):
     """transformers with three schedule faults: linear's learning rates 1% high (a fail), constant kills its
-    worker (missing), polynomial absent (not applicable)."""
+    worker (missing), polynomial absent (not applicable); constant_with_warmup is left as it is (a pass)."""
 
     def schedule_names(self):
         return [n for n in super().schedule_names() if n != "polynomial"]
@@ -281,7 +282,7 @@ ENV_KEYS = {"implementation", "version", "torch", "numpy", "python", "platform",
 def plain_run(tmp_path_factory):
     report_dir = tmp_path_factory.mktemp("plain")
     proc = run_suite(report_dir, "-k", "schedule.linear", "--max-examples", "3")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]  # 1: this version's schedule fails
     return report_dir
 
 
@@ -289,7 +290,7 @@ def plain_run(tmp_path_factory):
 def broken_run(tmp_path_factory):
     report_dir = tmp_path_factory.mktemp("broken")
     proc = run_suite(report_dir, "-n", "2", "--max-examples", "10", "--adapter", "test_report:BrokenSchedules",
-                     "-k", "schedule.linear or schedule.constant or schedule.polynomial or schedule.inverse_sqrt")
+                     "-k", "schedule.linear or schedule.constant or schedule.polynomial")
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "crashed" in proc.stdout, proc.stdout[-3000:]
     return report_dir
@@ -298,7 +299,7 @@ def broken_run(tmp_path_factory):
 def test_record_format(plain_run):
     run, records = read_run(plain_run)
     assert set(os.listdir(plain_run)) == {f"run-{run['run_id']}.json", "records-main.jsonl"}
-    assert run["type"] == "run" and run["schema"] == 1 and run["exitstatus"] == 0
+    assert run["type"] == "run" and run["schema"] == 1
     assert run["start"] <= run["end"] and set(run["env"]) == ENV_KEYS
     assert run["env"]["implementation"] == "transformers" and run["env"]["hypothesis_profile"] == "ci"
     assert run["env"]["hypothesis_seed"] == "derandomized" and run["env"]["max_examples"] == 3
@@ -306,21 +307,23 @@ def test_record_format(plain_run):
     record = records["schedule.linear", T64]
     assert set(record) == RECORD_KEYS
     assert record["run_id"] == run["run_id"] and record["worker"] == "main" and record["env"] == run["env"]
-    assert record["outcome"] == "pass" and record["examples"] >= 1 and record["max_error_ratio"] <= 1
-    assert record["counterexample"] is None and record["reproduce"] is None
+    assert record["examples"] >= 1 and record["duration_s"] >= 0
+    # the installed version passes (the usual case) or fails it: then with a counterexample and a repro command
+    assert record["outcome"] in ("pass", "fail") and run["exitstatus"] == (record["outcome"] == "fail")
+    assert (record["counterexample"] is not None) == (record["reproduce"] is not None) == (record["outcome"] == "fail")
+    assert record["max_error_ratio"] <= 1 and record["tolerance"] == {"rtol": 1e-12, "atol": 1e-12}
 
 
 def test_records_under_xdist_with_a_crash(broken_run):
     run, records = read_run(broken_run)
     expected = {(p["check"], p["target"]) for p in run["expected"]}
-    assert expected == {(f"schedule.{n}", T64) for n in
-                        ("constant", "constant_with_warmup", "linear", "polynomial", "inverse_sqrt")}
+    assert expected == {(f"schedule.{n}", T64) for n in ("constant", "constant_with_warmup", "linear", "polynomial")}
     assert run["exitstatus"] == 1 and run["end"] is not None
     assert set(records) == expected - {("schedule.constant", T64)}  # the crashed test left no record
     assert {r["worker"] for r in records.values()} <= {"gw0", "gw1", "gw2", "gw3"}
     assert records["schedule.polynomial", T64]["outcome"] == "not_applicable"
     assert records["schedule.polynomial", T64]["message"].startswith("not applicable: transformers")
-    assert records["schedule.inverse_sqrt", T64]["outcome"] == "pass"
+    assert records["schedule.constant_with_warmup", T64]["outcome"] == "pass"
     cells = {check: cell for (check, _), cell in merge(*load(str(broken_run))).cells.items()}
     assert cells["schedule.constant"].outcome == "missing"
 
