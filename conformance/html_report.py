@@ -106,7 +106,7 @@ def _cell(cell, anchors):
         return '<td class="full none">—</td>'
     record = cell.record or {}
     title = [f"{cell.column.version} {cell.column.target}: {cell.outcome}"]
-    if cell.ratio is not None:
+    if ratio_text(cell.ratio):
         title.append(f"error/tolerance {ratio_text(cell.ratio)}")
     if record.get("examples") is not None:
         title.append(f"{record['examples']} examples")
@@ -213,7 +213,7 @@ def _details(matrix, anchors):
         facts = [f"{cell.column.impl} {cell.column.version}, {cell.column.target}"]
         if r.get("examples") is not None:
             facts.append(f"examples run: {r['examples']}")
-        if cell.ratio is not None and cell.outcome == "fail":
+        if ratio_text(cell.ratio) and cell.outcome == "fail":
             facts.append(f"error/tolerance: {ratio_text(cell.ratio)}")
         if r.get("tolerance"):
             facts.append(f"tolerance: rtol {r['tolerance']['rtol']:g}, atol {r['tolerance']['atol']:g}")

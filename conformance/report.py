@@ -452,7 +452,9 @@ def _details_md(matrix):
         r = cell.record or {}
         lines += [f"#### {cell.outcome}: {cell.check} on {cell.column.impl} {cell.column.version} "
                   f"{cell.column.target}", ""]
-        facts = [f"examples run: {r.get('examples')}", f"error/tolerance: {ratio_text(cell.ratio) or '?'}"]
+        facts = [f"examples run: {r.get('examples')}"]
+        if ratio_text(cell.ratio):
+            facts.append(f"error/tolerance: {ratio_text(cell.ratio)}")
         if r.get("tolerance"):
             facts.append(f"tolerance: rtol {r['tolerance']['rtol']:g}, atol {r['tolerance']['atol']:g}")
         if cell.previous:
