@@ -132,8 +132,10 @@ CHANGES = [
            ("schedule.warmup_stable_decay",), _wsd_example),
     Change("collator-replacement-probabilities", "4.49.0", "masking",
            "DataCollatorForLanguageModeling takes mask_replace_prob and random_replace_prob",
-           "80% [MASK], 10% random, 10% kept, hard-coded",
-           "configurable, validated (each in [0, 1], sum <= 1); the defaults keep 80/10/10",
+           "80% [MASK], 10% random, 10% kept, hard-coded; a bad mlm_probability is refused by torch.bernoulli only "
+           "where a position can be selected",
+           "configurable; all probabilities validated when the collator is built (each in [0, 1], sum <= 1); the "
+           "defaults keep 80/10/10",
            ("masking.rule.pt", "masking.rates.pt", "errors.masking.probabilities")),
     Change("transformers-adamw-removed", "4.50.0", "optim",
            "transformers.AdamW is removed; torch.optim.AdamW is the replacement",

@@ -313,9 +313,22 @@ def masking_rule(adapter, case, target):
 
 
 def masking_refuses(adapter, case, target):
-    """Probabilities outside [0, 1], or replacement probabilities summing above 1, are refused by both."""
+    """Probabilities outside [0, 1], or replacement probabilities summing above 1, are refused by both. Before the
+    collator validated its settings (4.49), torch.bernoulli refused a bad mlm_probability only where it drew, so a
+    batch with no selectable position went through."""
     p = case.params
-    _, _, refusal = _refusals(lambda: _spec(adapter, p["vocab_size"], p["settings"]), lambda: _collate(adapter, case))
+
+    def reference_call():
+        try:
+            return _spec(adapter, p["vocab_size"], p["settings"])
+        except reference.ReferenceInputError:
+            special = SPECIAL_IDS if adapter.has("masking-skips-all-special-tokens") else (2, 3)
+            drawn = any(i not in special for row in p["rows"] for i in row)
+            if adapter.has("collator-replacement-probabilities") or drawn:
+                raise
+            return None
+
+    _, _, refusal = _refusals(reference_call, lambda: _collate(adapter, case))
     return refusal or [Comparison("refusal", False, 0.0, "neither side refused")]
 
 
