@@ -256,6 +256,12 @@ def skip_reason(report):
     return reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason
 
 
+def worker_id(config):
+    """This process's xdist worker id ("gw0", ...) or "main"; from xdist's own workerinput, not the environment,
+    which a pytest run started from inside a worker inherits."""
+    return getattr(config, "workerinput", {}).get("workerid", "main")
+
+
 def check_record(item, report):
     """The JSON record of one (check, target) test: outcome, examples, largest error/tolerance, duration and, for
     a failure, the minimal counterexample and the command that reproduces it."""
@@ -278,7 +284,7 @@ def check_record(item, report):
         tol = None
     return {
         "type": "check", "schema": SCHEMA, "run_id": getattr(item.config, "_bert_run_id", None),
-        "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+        "worker": worker_id(item.config),
         "check": check.id, "area": check.area, "head": check.head,
         "target": target.id, "device": target.device, "dtype": target.dtype, "attn": target.attn,
         "outcome": outcome,
@@ -310,6 +316,6 @@ def pytest_runtest_makereport(item, call):
     if not (report.when == "call" or (report.when == "setup" and not report.passed)):
         return
     os.makedirs(directory, exist_ok=True)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    worker = worker_id(item.config)
     with open(os.path.join(directory, f"records-{worker}.jsonl"), "a") as f:
         f.write(json.dumps(check_record(item, report)) + "\n")

@@ -23,7 +23,9 @@ pytestmark = pytest.mark.harness
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # subprocesses import this checkout (and this module, for its adapter), wherever the package was installed from
-ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]))
+# the subprocess runs are runs of their own: not workers of an outer `pytest -n` (whose PYTEST_XDIST_* they inherit)
+ENV = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+ENV["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(ROOT, "tests")])
 OLD, NEW = "5.3.0", "5.24.0"  # string order would put 5.24.0 first
 T64, T32 = "cpu-float64-eager", "cpu-float32-eager"
 COUNTEREXAMPLE = '{"config":{"hidden_size":4},"head":"BertForMaskedLM","weights_seed":7}'
