@@ -311,7 +311,7 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     directory = item.config.getoption("--report-dir")
     callspec = getattr(item, "callspec", None)
-    if not directory or callspec is None or "check" not in callspec.params:
+    if not directory or callspec is None or not {"check", "target"} <= set(callspec.params):
         return
     if not (report.when == "call" or (report.when == "setup" and not report.passed)):
         return
