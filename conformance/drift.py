@@ -114,6 +114,13 @@ CHANGES = [
            "eager attention only",
            "attn_implementation 'sdpa' too (the default where available); the same math up to rounding",
            ("encoder.bidirectional", "encoder.causal")),
+    Change("sdpa-float64-causal-padding-mask", "5.0.0", "encoder",
+           "A float64 BERT decoder with a padding mask runs under sdpa",
+           "BertModel(is_decoder=True) in float64 with attention_mask and attn_implementation='sdpa' raises "
+           "RuntimeError 'value cannot be converted to type float without overflow' while building the 4D mask "
+           "(modeling_attn_mask_utils)",
+           "the v5 mask builders handle float64; the outputs equal eager attention's",
+           ("encoder.causal", "head.causal_lm")),
     Change("inverse-sqrt-default-timescale", "4.39.0", "schedule",
            "inverse_sqrt's default timescale is 10000 when there is no warmup",
            "timescale defaults to num_warmup_steps; with no warmup the schedule divides 0 by 0",
