@@ -329,7 +329,7 @@ def masking_refuses(adapter, case, target):
             return None
 
     _, _, refusal = _refusals(reference_call, lambda: _collate(adapter, case))
-    return refusal or [Comparison("refusal", False, 0.0, "neither side refused")]
+    return refusal or [Comparison("refusal", True, 0.0, "")]  # both accepted: the release's rule draws nothing
 
 
 RATE_ALPHA = 1e-6
