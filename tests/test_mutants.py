@@ -1,0 +1,246 @@
+"""The mutation self-check's own tests: the catalog is well-formed and applies to the installed transformers, a
+mutant is applied to a copy that is the one imported (never to the installed package), the runner classifies, and
+the JSON renders as markdown. The full catalog is run by `bert-conformance mutants`, not here."""
+
+import argparse
+import dataclasses
+import json
+import os
+import re
+import sys
+
+import pytest
+from packaging.specifiers import SpecifierSet
+
+from conformance import mutants
+from conformance.mutants import AREAS, MUTANTS, MUTANTS_BY_ID, SUBSETS, MutantError
+from conformance.registry import CHECKS
+
+pytestmark = pytest.mark.harness
+
+PACKAGE, VERSION = mutants.installed_package()
+APPLICABLE = [m for m in MUTANTS if m.applies_to(VERSION)]
+
+
+# --- the catalog --------------------------------------------------------------------------------------------------
+
+
+def test_catalog_is_well_formed():
+    assert len(MUTANTS) >= 30
+    assert len({m.id for m in MUTANTS}) == len(MUTANTS)
+    for m in MUTANTS:
+        assert m.area in AREAS, m.id
+        assert m.id.split(".")[0] == m.area, m.id
+        assert m.bug and m.file and m.old and m.checks, m.id
+        assert m.old != m.new, m.id
+        SpecifierSet(m.versions)  # parses
+        assert m.equivalent is None or len(m.equivalent) > 80, f"{m.id}: an equivalence needs its argument"
+
+
+def test_every_area_is_covered():
+    assert {m.area for m in MUTANTS} == set(AREAS)
+    for area in AREAS:
+        assert len([m for m in MUTANTS if m.area == area]) >= 3, area
+
+
+def test_every_area_but_adamw_has_mutants_for_the_installed_release():
+    assert {m.area for m in APPLICABLE} >= set(AREAS) - {"adamw"}
+
+
+def test_checks_select_registry_checks():
+    """Each -k word names part of a registry check id, so no mutant selects nothing by a typo."""
+    ids = [c.id for c in CHECKS]
+    for m in MUTANTS:
+        words = [w for w in re.split(r"[\s()]+", m.checks) if w and w not in ("or", "and", "not")]
+        for word in words:
+            assert any(word in check_id for check_id in ids), f"{m.id}: -k word {word!r} selects no check"
+
+
+@pytest.mark.parametrize("mutant", APPLICABLE, ids=lambda m: m.id)
+def test_applicable_mutant_matches_the_installed_source_once_and_compiles(mutant):
+    path = PACKAGE / mutant.file
+    source = path.read_text()
+    assert source.count(mutant.old) == 1, f"{mutant.id}: {mutant.file} of transformers {VERSION}"
+    compile(mutants.mutate_source(mutant, source), str(path), "exec")
+
+
+def test_mutate_source_refuses_missing_or_ambiguous_text():
+    m = dataclasses.replace(MUTANTS[0], old="x = 1\n", new="x = 2\n")
+    assert mutants.mutate_source(m, "x = 1\ny = 0\n") == "x = 2\ny = 0\n"
+    with pytest.raises(MutantError, match="found 0"):
+        mutants.mutate_source(m, "y = 0\n")
+    with pytest.raises(MutantError, match="found 2"):
+        mutants.mutate_source(m, "x = 1\nx = 1\n")
+
+
+def test_version_ranges_select():
+    m = MUTANTS_BY_ID["adamw.bias_correction_dropped"]
+    assert m.applies_to("4.49.0") and m.applies_to("4.4.2") and not m.applies_to("4.50.0")
+    assert not MUTANTS_BY_ID["schedule.cosine_dead_code"].applies_to("4.36.0")
+    assert MUTANTS_BY_ID["schedule.cosine_full_wave@4.4"].applies_to("4.36.0")
+
+
+def test_subsets():
+    quick = mutants.select(subset="quick")
+    assert len(quick) >= 5 and len({m.area for m in quick}) >= 5
+    assert all(m.applies_to(VERSION) and not m.equivalent for m in quick)
+    assert [m.area for m in mutants.select(area="tying")] == ["tying"] * len(mutants.select(area="tying"))
+    assert [m.id for m in mutants.select(only=["head.qa_clamp"])] == ["head.qa_clamp"]
+    with pytest.raises(SystemExit):
+        mutants.select(only=["no.such.mutant"])
+    assert set(SUBSETS["quick"]) <= set(MUTANTS_BY_ID)
+
+
+# --- applying and verifying the import -------------------------------------------------------------------------
+
+
+def test_apply_mutates_a_copy_that_is_the_one_imported(tmp_path):
+    mutant = MUTANTS_BY_ID["encoder.pooler_no_tanh"]
+    root = tmp_path / "site"
+    root.mkdir()
+    path = mutants.apply(mutant, PACKAGE, root)
+    original = PACKAGE / mutant.file
+    assert mutant.new in path.read_text() and mutant.old not in path.read_text()
+    assert mutant.old in original.read_text(), "the installed package must stay untouched"
+    assert os.stat(path).st_ino != os.stat(original).st_ino
+    assert not list((path.parent / "__pycache__").glob(f"{path.stem}.*.pyc")), "stale bytecode of the mutated module"
+
+    imported = mutants.verify_import(mutants.mutant_env(root), root, cwd=tmp_path)
+    assert imported.startswith(str(root))
+    with pytest.raises(MutantError, match="not the transformers imported"):
+        mutants.verify_import(mutants.mutant_env(tmp_path / "elsewhere"), root, cwd=tmp_path)
+
+
+def test_apply_fails_loudly_when_the_text_is_missing(tmp_path):
+    mutant = dataclasses.replace(MUTANTS_BY_ID["encoder.pooler_no_tanh"], old="no such source text")
+    with pytest.raises(MutantError, match="exactly one occurrence"):
+        mutants.apply(mutant, PACKAGE, tmp_path)
+
+
+def test_guard_refuses_the_pristine_package(tmp_path, monkeypatch):
+    """In the suite's process, the guard stops the run unless transformers comes from the mutated copy."""
+    report = tmp_path / "guard.json"
+    monkeypatch.setenv(mutants.GUARD_ENV, json.dumps({"root": str(tmp_path), "file": "x.py", "new": "y",
+                                                      "report": str(report)}))
+    with pytest.raises(pytest.UsageError, match="not from the mutated copy"):
+        mutants.pytest_sessionstart(None)
+    assert json.loads(report.read_text())["problem"]
+
+
+def test_run_mutant_kills_a_cheap_mutant():
+    """End to end on one fast mutant: copy, mutate, guard, run one schedule check, classify as killed."""
+    mutant = MUTANTS_BY_ID["schedule.constant_warmup_ahead"]
+    result = mutants.run_mutant(mutant, PACKAGE, max_examples=5, timeout=120)
+    assert result["status"] == "killed", result
+    assert result["killed_by"] == "schedule.constant_with_warmup"
+    assert "bert-mutant-" in result["imported"]
+
+
+def test_timeout_kills_the_process_group(tmp_path):
+    code, _ = mutants._run([sys.executable, "-c", "import time; time.sleep(30)"], dict(os.environ), tmp_path, 1)
+    assert code is None
+
+
+# --- results and rendering -------------------------------------------------------------------------------------------
+
+
+def _result(id, area, status, equivalent=None, killed_by=None, message=None, seconds=10.0):
+    return {"id": id, "area": area, "bug": f"bug of {id}", "file": "f.py", "checks": "k", "versions": ">=5.0",
+            "equivalent": equivalent, "status": status, "killed_by": killed_by, "message": message,
+            "seconds": seconds}
+
+
+def _data(results):
+    areas, score = mutants.summarize(results)
+    return {"type": "mutants", "schema": 1, "wall_s": 123.4, "mutants": results, "areas": areas, "score": score,
+            "environment": {"transformers": "5.24.0", "torch": "2.13.0", "python": "3.11.7", "max_examples": 100,
+                            "dtype": "float64", "attention": "eager", "hypothesis_profile": "ci", "jobs": 1,
+                            "cpus": 2}}
+
+
+RESULTS = [
+    _result("head.a", "head", "killed", killed_by="head.masked_lm"),
+    _result("head.b", "head", "survived", message="2 check(s) passed | 100 examples each"),
+    _result("schedule.a", "schedule", "killed", killed_by="schedule.linear"),
+    _result("schedule.dead", "schedule", "equivalent", equivalent="the edited function is shadowed " * 4),
+    _result("adamw.a", "adamw", "not_applicable", seconds=None),
+    _result("masking.a", "masking", "timeout", message="no verdict within 300 s"),
+]
+
+
+def test_summarize_counts_and_ratios():
+    areas, score = mutants.summarize(RESULTS)
+    assert areas["head"]["kill_ratio"] == 0.5
+    assert areas["schedule"]["kill_ratio"] == 1.0 and areas["schedule"]["declared_equivalent"] == 1
+    assert areas["adamw"]["kill_ratio"] is None and areas["adamw"]["not_applicable"] == 1
+    assert areas["masking"]["kill_ratio"] == 0.0
+    assert score == {"killed": 2, "non_equivalent": 4, "ratio": 0.5}
+
+
+def test_markdown_section_renders_the_json(tmp_path):
+    path = tmp_path / "mutants.json"
+    path.write_text(json.dumps(_data(RESULTS)))
+    md = mutants.markdown_section(path)
+    assert md.startswith("## Mutation self-check")
+    assert "**Mutation score: 2/4 (50%)**" in md and "123 s" in md
+    table = [line for line in md.splitlines() if line.startswith("| head ")]
+    assert table and "50%" in table[0]
+    assert "| adamw " in md and "n/a" in md
+    not_killed = md.split("### Not killed")[1].split("###")[0]
+    assert "`head.b` (survived)" in not_killed and "`masking.a` (timeout)" in not_killed
+    assert "2 check(s) passed \\| 100 examples each" in not_killed  # a pipe must not break the markdown
+    assert "`head.a`" not in not_killed and "`schedule.dead`" not in not_killed
+    assert "the edited function is shadowed" in md.split("### Equivalent mutants")[1]
+    assert "`head.masked_lm`" in md.split("### Every mutant")[1]
+
+
+def test_markdown_section_without_survivors(tmp_path):
+    path = tmp_path / "mutants.json"
+    path.write_text(json.dumps(_data(RESULTS[:1])))
+    md = mutants.markdown_section(path, heading="###")
+    assert md.startswith("### Mutation self-check") and "None." in md and "Equivalent mutants" not in md
+
+
+def test_cli_parser():
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    mutants.add_parser(sub)
+    args = parser.parse_args(["mutants", "--subset", "quick", "--jobs", "2"])
+    assert args.func is mutants.run and args.subset == "quick" and args.jobs == 2
+    assert args.max_examples == 100 and args.timeout == 300 and args.out == os.path.join("reports", "mutants.json")
+
+
+def test_run_writes_results_and_discounts_kills_by_checks_failing_on_the_baseline(tmp_path, monkeypatch, capsys):
+    """`run` end to end with the subprocesses faked: a kill by a check that fails on the unmutated package too is
+    an error, not a kill; the exit status says whether anything was left unkilled."""
+    def fake_mutant(mutant, package_dir, max_examples, timeout, extra=(), keep_log=None):
+        r = _result(mutant.id, mutant.area, "killed", killed_by=mutant.checks)
+        r.update(file=mutant.file, checks=mutant.checks, versions=mutant.versions, equivalent=mutant.equivalent)
+        return r
+
+    monkeypatch.setattr(mutants, "run_mutant", fake_mutant)
+    monkeypatch.setattr(mutants, "run_baseline", lambda *a, **k: {
+        "status": "fail", "checks": "...", "passed": 3, "failed": ["schedule.linear"], "skipped": 0, "seconds": 1.0,
+        "message": "..."})
+    parser = mutants.add_arguments(argparse.ArgumentParser())
+    out = tmp_path / "m.json"
+    args = parser.parse_args(["--only", "head.qa_clamp", "schedule.linear_off_by_one", "--out", str(out)])
+    assert mutants.run(args) == 1
+    data = json.loads(out.read_text())
+    status = {r["id"]: r["status"] for r in data["mutants"]}
+    assert status == {"head.qa_clamp": "killed", "schedule.linear_off_by_one": "error"}
+    assert data["score"] == {"killed": 1, "non_equivalent": 2, "ratio": 0.5}
+    assert data["environment"]["transformers"] == str(VERSION) and data["baseline"]["failed"] == ["schedule.linear"]
+    assert "fails on the unmutated package" in capsys.readouterr().out
+    assert "failing on the unmutated package: `schedule.linear`" in mutants.markdown_section(out)
+
+
+def test_check_sources_flags_a_release_inside_the_range_without_the_text(tmp_path):
+    m = MUTANTS_BY_ID["head.qa_clamp"]  # >=4.17
+    for version, text in (("4.6.0", "other"), ("4.17.0", m.old), ("5.0.0", "other")):
+        path = tmp_path / version / "transformers" / m.file
+        path.parent.mkdir(parents=True)
+        path.write_text(text)
+    versions, rows, problems = mutants.check_sources(tmp_path, [m])
+    assert versions == ["4.6.0", "4.17.0", "5.0.0"] and rows == [(m.id, [0, 1, 0])]
+    assert problems == ["head.qa_clamp: transformers 5.0.0 is in >=4.17 but holds its old text 0 times"]
