@@ -3,67 +3,118 @@
 All sizes are small on purpose (hidden <= 16, sequence <= 12, batch <= 4): bugs in indexing, masking and
 loss rules show at any size, and small cases shrink to readable counterexamples. `MAX_POSITIONS` leaves room
 for the padding that metamorphic checks append.
+
+Few choices per case. Hypothesis spends ~0.1 ms on every choice it makes (and ~1 ms on every example); drawing each
+array element as its own choice (`hypothesis.extra.numpy.arrays`) cost ~10 ms per case, twice what the transformers
+forward and the reference cost together. So a case is a handful of choices: one `header` of small fields (sizes,
+config, flags), each one byte; one byte string per array; the weight seed. Every byte is generated uniformly and
+shrinks toward 0 on its own, and a field or element is `low + byte % count`, so each one still shrinks toward its
+simplest value, element by element, as `arrays` did. Every array is laid out at its largest shape
+(`MAX_BATCH` x [`MAX_CHOICES` x] `MAX_LENGTH`) and the drawn shape is its leading corner: element (b, t) keeps its
+byte when the shrinker lowers the batch or the length, so the shrinker's steps stay aligned.
 """
 
 import numpy as np
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from .case import Case
 
 IGNORE = -100
+MAX_BATCH = 4
+MAX_CHOICES = 4
 MAX_LENGTH = 12
 MAX_POSITIONS = 20
 EPS_CHOICES = (1e-12, 1e-6, 1e-3, 0.5)
+MULTI_LABEL_VALUES = (0.0, 1.0, 0.25, 0.5)
+MAX_LABELS = 5  # num_labels is 2-5 when drawn
+IGNORE_LEVELS = 5  # share of -100 labels: none, about 1/4, 1/2, 3/4, all
 
 
-@st.composite
-def configs(draw, activations, num_labels=None, is_decoder=False, problem_type=None, vocab=(4, 24)):
-    """A BertConfig as a dict: 1-3 layers, 1-4 heads of size 2-4, any supported activation and LayerNorm eps."""
-    heads = draw(st.integers(1, 4))
+_BINARY = {}
+
+
+def _bytes(draw, n, reverse=True):
+    """`n` bytes as one choice, as int64 values 0..255, last byte first. Reversed because the shrinker, besides
+    lowering each byte, tries sorting the bytes ascending: that moves the large bytes to the end of the choice, so to
+    the front of the array, where lowering the batch size and the length keeps them."""
+    if n not in _BINARY:
+        _BINARY[n] = st.binary(min_size=n, max_size=n)
+    raw = np.frombuffer(draw(_BINARY[n]), dtype=np.uint8).astype(np.int64)
+    return raw[::-1] if reverse else raw
+
+
+def _header(draw, fields):
+    """One byte per field of `fields` ((name, count), ...): name -> a value in [0, count)."""
+    raw = _bytes(draw, len(fields), reverse=False)
+    return {name: int(b) % count for (name, count), b in zip(fields, raw)}
+
+
+def _config_fields(activations, num_labels):
+    fields = [("heads", 4), ("head_size", 3), ("vocab", 21), ("layers", 3), ("intermediate", 16),
+              ("act", len(activations)), ("eps", len(EPS_CHOICES)), ("types", 3)]
+    if num_labels is None:
+        fields.append(("num_labels", 4))
+    return fields
+
+
+def _config(h, activations, num_labels, is_decoder, problem_type):
+    """The BertConfig dict of header `h`: 1-3 layers, 1-4 heads of size 2-4, vocabulary 4-24, any activation."""
+    heads = 1 + h["heads"]
     config = dict(
-        vocab_size=draw(st.integers(*vocab)),
-        hidden_size=heads * draw(st.integers(2, 4)),
-        num_hidden_layers=draw(st.integers(1, 3)),
+        vocab_size=4 + h["vocab"],
+        hidden_size=heads * (2 + h["head_size"]),
+        num_hidden_layers=1 + h["layers"],
         num_attention_heads=heads,
-        intermediate_size=draw(st.integers(1, 16)),
-        hidden_act=draw(st.sampled_from(activations)),
-        layer_norm_eps=draw(st.sampled_from(EPS_CHOICES)),
+        intermediate_size=1 + h["intermediate"],
+        hidden_act=activations[h["act"]],
+        layer_norm_eps=EPS_CHOICES[h["eps"]],
         max_position_embeddings=MAX_POSITIONS,
-        type_vocab_size=draw(st.integers(1, 3)),
+        type_vocab_size=1 + h["types"],
         is_decoder=is_decoder,
-        num_labels=num_labels if num_labels is not None else draw(st.integers(2, 5)),
+        num_labels=num_labels if num_labels is not None else 2 + h["num_labels"],
     )
     if problem_type is not None:
         config["problem_type"] = problem_type
     return config
 
 
-def int_arrays(shape, low, high, dtype=np.int64):
-    return hnp.arrays(dtype, shape, elements=st.integers(low, high))
-
-
-def class_labels(shape, num_classes, dtype=np.int64):
-    """Class indices in [0, num_classes) with -100 (ignored) at any density, all-ignored included."""
-    return hnp.arrays(dtype, shape, elements=st.one_of(st.just(IGNORE), st.integers(0, num_classes - 1)))
-
-
 @st.composite
-def token_inputs(draw, config, batch, length):
-    """input_ids with optional right padding (first token always real), token types and explicit positions."""
-    inputs = {"input_ids": draw(int_arrays((batch, length), 0, config["vocab_size"] - 1))}
-    if draw(st.booleans()):
-        lengths = draw(hnp.arrays(np.int64, (batch,), elements=st.integers(1, length)))
-        inputs["attention_mask"] = (np.arange(length)[None, :] < lengths[:, None]).astype(np.int64)
-    if draw(st.booleans()):
-        inputs["token_type_ids"] = draw(int_arrays((batch, length), 0, config["type_vocab_size"] - 1))
-    if draw(st.booleans()):
-        inputs["position_ids"] = draw(int_arrays((batch, length), 0, MAX_POSITIONS - 1))
-    return inputs
+def configs(draw, activations, num_labels=None, is_decoder=False, problem_type=None):
+    """A BertConfig as a dict: 1-3 layers, 1-4 heads of size 2-4, any supported activation and LayerNorm eps."""
+    h = _header(draw, _config_fields(activations, num_labels))
+    return _config(h, activations, num_labels, is_decoder, problem_type)
 
 
-sizes = st.tuples(st.integers(1, 4), st.integers(1, MAX_LENGTH))
-seeds = st.integers(0, 2**32 - 1)
+def _grid(draw, rows):
+    """A byte per element of a [rows, MAX_LENGTH] grid (`rows`: MAX_BATCH, or MAX_BATCH * MAX_CHOICES for multiple
+    choice), as an int64 array."""
+    return _bytes(draw, rows * MAX_LENGTH).reshape(rows, MAX_LENGTH)
+
+
+def _corner(grid, batch, length, choices=None):
+    """The drawn shape's leading corner of a grid laid out at the largest shape: [batch, length], or
+    [batch * choices, length] (example-major) for multiple choice."""
+    if choices is None:
+        return grid[:batch, :length]
+    return grid.reshape(MAX_BATCH, MAX_CHOICES, MAX_LENGTH)[:batch, :choices, :length].reshape(-1, length)
+
+
+def _class_labels(raw, num_classes, level):
+    """Class indices in [0, num_classes) from bytes; with ignore `level` k, bytes >= 256 - 64k are -100 (ignored), so
+    any density, all-ignored included (k = 4)."""
+    return np.where(raw >= 256 - 64 * level, IGNORE, raw % num_classes).astype(np.int64)
+
+
+def _positions(raw, length):
+    """QA positions from bytes: 0..length+3 (inside, at and beyond the length), then -1..-3 (below 0)."""
+    v = raw % (length + 7)
+    return np.where(v <= length + 3, v, length + 3 - v).astype(np.int64)
+
+
+def _regression(raw2):
+    """Floats in [-3, 3) on a grid of 3 * 2^-15 (exact in float32) from pairs of bytes; (0, 0) is 0.0."""
+    k = (raw2[..., 0] * 256 + raw2[..., 1]).astype(np.int64)
+    return np.where(k < 32768, k, k - 65536) * (3.0 / 32768)
 
 
 @st.composite
@@ -73,45 +124,69 @@ def cases(draw, head, activations, labels="class", num_labels=None, is_decoder=F
 
     none | class (per-example class index, -100 allowed) | tokens (per-position, -100 allowed) |
     regression | multi_label | qa (positions below 0, inside, at and beyond the length) | pretraining.
+
+    Inputs: input_ids, and each optionally: right padding (first token always real), token types, explicit
+    positions. The choices: the header, one byte string per array (drawn whether or not the header uses it, so the
+    choices keep their places when the shrinker turns an input off), the weight seed.
     """
-    config = draw(configs(activations, num_labels=num_labels, is_decoder=is_decoder, problem_type=problem_type))
-    batch, length = draw(sizes)
-    if head == "BertForMultipleChoice":
-        choices = draw(st.integers(1, 4))
-        flat = draw(token_inputs(config, batch * choices, length))
-        inputs = {k: v.reshape(batch, choices, length) for k, v in flat.items()}
+    multiple_choice = head == "BertForMultipleChoice"
+    fields = _config_fields(activations, num_labels) + [
+        ("batch", MAX_BATCH), ("length", MAX_LENGTH), ("padding", 2), ("token_types", 2), ("positions", 2),
+        ("ignore", IGNORE_LEVELS), ("label_shape", 2), ("num_items", 256)]
+    if multiple_choice:
+        fields.append(("choices", MAX_CHOICES))
+    h = _header(draw, fields)
+    config = _config(h, activations, num_labels, is_decoder, problem_type)
+    batch, length = 1 + h["batch"], 1 + h["length"]
+    choices = 1 + h["choices"] if multiple_choice else None
+    rows = MAX_BATCH * (MAX_CHOICES if multiple_choice else 1)
+
+    ids, lengths, types, positions = (_grid(draw, rows), _bytes(draw, rows), _grid(draw, rows), _grid(draw, rows))
+    inputs = {"input_ids": _corner(ids, batch, length, choices) % config["vocab_size"]}
+    if h["padding"]:
+        n = lengths.reshape(MAX_BATCH, -1)[:batch, :choices].reshape(-1) if multiple_choice else lengths[:batch]
+        inputs["attention_mask"] = (np.arange(length)[None, :] < (1 + n % length)[:, None]).astype(np.int64)
+    if h["token_types"]:
+        inputs["token_type_ids"] = _corner(types, batch, length, choices) % config["type_vocab_size"]
+    if h["positions"]:
+        inputs["position_ids"] = _corner(positions, batch, length, choices) % MAX_POSITIONS
+    if multiple_choice:
+        inputs = {k: v.reshape(batch, choices, length) for k, v in inputs.items()}
         num_classes = choices
     else:
-        inputs = draw(token_inputs(config, batch, length))
         num_classes = config["num_labels"]
-    vocab = config["vocab_size"]
+
+    vocab, level = config["vocab_size"], h["ignore"]
     if labels == "none":
         label_arrays = {}
     elif labels == "class":
-        classes = 2 if head in ("BertForNextSentencePrediction",) else num_classes
-        label_arrays = {"labels": draw(class_labels((batch,), classes, label_dtype))}
+        classes = 2 if head == "BertForNextSentencePrediction" else num_classes
+        label_arrays = {"labels": _class_labels(_bytes(draw, MAX_BATCH)[:batch], classes, level).astype(label_dtype)}
     elif labels == "tokens":
         classes = vocab if head in ("BertForMaskedLM", "BertLMHeadModel") else config["num_labels"]
-        label_arrays = {"labels": draw(class_labels((batch, length), classes, label_dtype))}
+        grid = _grid(draw, MAX_BATCH)[:batch, :length]
+        label_arrays = {"labels": _class_labels(grid, classes, level).astype(label_dtype)}
     elif labels == "pretraining":
-        label_arrays = {
-            "labels": draw(class_labels((batch, length), vocab)),
-            "next_sentence_label": draw(class_labels((batch,), 2)),
-        }
-    elif labels == "regression":
+        grid, per_example = _grid(draw, MAX_BATCH)[:batch, :length], _bytes(draw, MAX_BATCH)[:batch]
+        label_arrays = {"labels": _class_labels(grid, vocab, level),
+                        "next_sentence_label": _class_labels(per_example, 2, level)}
+    elif labels == "regression":  # two bytes per value, up to MAX_LABELS values per example
         n = config["num_labels"]
-        shape = draw(st.sampled_from([(batch,), (batch, 1)])) if n == 1 else (batch, n)
-        label_arrays = {"labels": draw(hnp.arrays(np.float64, shape, elements=st.floats(-3, 3, width=32)))}
+        raw = _bytes(draw, MAX_BATCH * MAX_LABELS * 2).reshape(MAX_BATCH, MAX_LABELS, 2)[:batch, :n]
+        values = _regression(raw)
+        label_arrays = {"labels": values[:, 0] if n == 1 and h["label_shape"] == 0 else values}
     elif labels == "multi_label":
-        label_arrays = {"labels": draw(hnp.arrays(np.float64, (batch, config["num_labels"]),
-                                                  elements=st.sampled_from([0.0, 1.0, 0.25, 0.5])))}
+        raw = _bytes(draw, MAX_BATCH * MAX_LABELS).reshape(MAX_BATCH, MAX_LABELS)[:batch, :config["num_labels"]]
+        label_arrays = {"labels": np.asarray(MULTI_LABEL_VALUES)[raw % len(MULTI_LABEL_VALUES)]}
     elif labels == "qa":
-        shape = draw(st.sampled_from([(batch,), (batch, 1)]))
-        label_arrays = {
-            "start_positions": draw(int_arrays(shape, -3, length + 3)),
-            "end_positions": draw(int_arrays(shape, -3, length + 3)),
-        }
+        raw = _bytes(draw, MAX_BATCH * 2).reshape(MAX_BATCH, 2)[:batch]
+        shape = (batch,) if h["label_shape"] == 0 else (batch, 1)
+        label_arrays = {"start_positions": _positions(raw[:, 0], length).reshape(shape),
+                        "end_positions": _positions(raw[:, 1], length).reshape(shape)}
     else:
         raise ValueError(labels)
-    num_items = draw(st.integers(1, batch * length)) if with_num_items else None
+    num_items = 1 + h["num_items"] % (batch * length) if with_num_items else None
     return Case(head, config, draw(seeds), inputs, label_arrays, num_items)
+
+
+seeds = st.integers(0, 2**32 - 1)
