@@ -5,12 +5,14 @@ can write a class with the same methods (`build`, `run`, `attention_implementati
 to the suite with `--adapter module:Class`.
 """
 
+import collections
 import copy
 import functools
 import inspect
 import json
 import os
 import tempfile
+import time
 import warnings
 
 import numpy as np
@@ -39,6 +41,7 @@ class TransformersAdapter:
     """Builds, loads and runs transformers' BERT classes; returns numpy float64 outputs."""
 
     name = "transformers"
+    bare_seconds = 0.0  # time inside transformers' forward and autograd calls (see `run`)
 
     def __init__(self):
         import transformers
@@ -94,36 +97,61 @@ class TransformersAdapter:
 
     # --- building and running ------------------------------------------------------------------------------
 
-    @functools.lru_cache(maxsize=64)
-    def _model(self, head, config_json, attn, device, dtype):
-        config = json.loads(config_json)
-        bert_config = self.transformers.BertConfig(**config, attn_implementation=attn)
+    MODELS_KEPT = 256  # built models kept per adapter (a tiny BERT is ~0.1-0.3 MB with its modules)
+
+    def _entry(self, head, config_json, attn, device):
+        """The cached model of `head` built from `config_json` with attention `attn` on `device` (its dtype is
+        whatever the last caller asked for), as a `_Built`; least recently used ones are dropped beyond
+        MODELS_KEPT. Building costs ~10 ms of transformers' Python, ten times loading the weights, so a model is
+        built once per config and reused for every example, target dtype and check that draws the same config."""
+        key = (head, config_json, attn, device)
+        models = self.__dict__.setdefault("_models", collections.OrderedDict())
+        if key in models:
+            models.move_to_end(key)
+            return models[key]
+        bert_config = self.transformers.BertConfig(**json.loads(config_json), attn_implementation=attn)
         model = getattr(self.transformers, head)(bert_config)
         actual = getattr(model.config, "_attn_implementation", "eager")
         if actual != attn:
             raise RuntimeError(f"asked for attention {attn!r}, transformers {self.version} chose {actual!r}")
-        shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
-        return model.to(device=device, dtype=TORCH_DTYPES[dtype]).eval(), shapes
+        while len(models) >= self.MODELS_KEPT:
+            models.popitem(last=False)
+        models[key] = built = _Built(model.to(device).eval())
+        return built
+
+    def _model(self, head, config_json, attn, device, dtype):
+        """(model, {parameter name: shape}) for `head` built from `config_json`, in `dtype` on `device`."""
+        built = self._entry(head, config_json, attn, device)
+        built.to(dtype)
+        return built.model, built.shapes
 
     def build(self, case: Case, attn="eager", device="cpu", dtype="float64"):
         """The model for `case`, with the case's drawn weights loaded; returns (model, weights as float64 numpy).
 
-        Models are cached per (head, config, attention, device, dtype); only the weights are loaded anew.
-        Tied parameters appear once in `named_parameters`, so tying is what makes decoder == word embeddings.
+        Models are cached per (head, config, attention, device) and converted to `dtype` in place when asked for
+        another (every parameter is then overwritten: nothing of the previous dtype survives); only the weights are
+        loaded anew. The weights returned are those the model holds, named as in its state dict: the drawn arrays
+        themselves in float64 (copying float64 into float64 is exact), read back from the model in other dtypes (so
+        they carry its rounding). Tied parameters appear once in `named_parameters`, so one array is drawn for them,
+        and it is returned under each of their names: the MLM decoder equals the word embeddings only because
+        transformers tied them (an untied decoder gets its own drawn array, which the reference never reads).
+        Buffers (position_ids, token_type_ids) are not weights and are not returned.
         """
-        model, shapes = self._model(case.head, json.dumps(case.config, sort_keys=True), attn, device, dtype)
-        drawn = draw_weights(shapes, case.weights_seed)
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                p.copy_(torch.from_numpy(drawn[name]))
+        built = self._entry(case.head, json.dumps(case.config, sort_keys=True), attn, device)
+        built.to(dtype)
+        drawn = draw_weights(built.shapes, case.weights_seed)
+        built.load(drawn)
+        model = built.model
         if hasattr(model.config, "problem_type"):  # forward() writes the inferred problem type back into the config
             model.config.problem_type = case.config.get("problem_type")
-        weights = {k: v.detach().to("cpu", torch.float64).numpy() for k, v in model.state_dict().items()}
-        return model, weights
+        if dtype != "float64":
+            drawn = {name: _to_numpy(p) for name, p in zip(built.names, built.params)}
+        return model, {alias: drawn[name] for alias, name in built.aliases.items()}
 
     def run(self, case: Case, attn="eager", device="cpu", dtype="float64", grad=True):
         """Run `case` in eval mode; return numpy float64 outputs: the head's logits, `last_hidden_state`, and with
-        labels `loss` and `loss_grad` (d loss / d each logits output, via autograd)."""
+        labels `loss` and `loss_grad` (d loss / d each logits output, via autograd). `bare_seconds` accumulates the
+        time spent in the forward and autograd calls themselves (what `bert-conformance bench` calls the floor)."""
         model, weights = self.build(case, attn, device, dtype)
         # contiguous copies: BertForMultipleChoice .view()s its inputs, which fails on strided tensors
         kwargs = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in case.inputs.items()}
@@ -132,18 +160,23 @@ class TransformersAdapter:
             kwargs[k] = (t.to(TORCH_DTYPES[dtype]) if t.is_floating_point() else t).to(device)
         if case.num_items_in_batch is not None:
             kwargs["num_items_in_batch"] = case.num_items_in_batch
-        with torch.set_grad_enabled(grad and bool(case.labels)):
-            out = model(**kwargs, output_hidden_states=True, return_dict=True)
-        result = {key: getattr(out, key) for key in logit_keys(case.head)}
-        if case.head != "BertModel":
-            result["last_hidden_state"] = out.hidden_states[-1]
-        loss = getattr(out, "loss", None)
-        if loss is not None:
-            result["loss"] = loss
-            if grad:
-                keys = logit_keys(case.head)
-                grads = torch.autograd.grad(loss, [result[k] for k in keys], allow_unused=True)
-                result["loss_grad"] = {k: (torch.zeros_like(result[k]) if g is None else g) for k, g in zip(keys, grads)}
+        start = time.perf_counter()
+        try:
+            with torch.set_grad_enabled(grad and bool(case.labels)):
+                out = model(**kwargs, output_hidden_states=True, return_dict=True)
+            result = {key: getattr(out, key) for key in logit_keys(case.head)}
+            if case.head != "BertModel":
+                result["last_hidden_state"] = out.hidden_states[-1]
+            loss = getattr(out, "loss", None)
+            if loss is not None:
+                result["loss"] = loss
+                if grad:
+                    keys = logit_keys(case.head)
+                    grads = torch.autograd.grad(loss, [result[k] for k in keys], allow_unused=True)
+                    result["loss_grad"] = {k: (torch.zeros_like(result[k]) if g is None else g)
+                                           for k, g in zip(keys, grads)}
+        finally:
+            self.bare_seconds += time.perf_counter() - start
         return _to_numpy(result), weights
 
     # --- training: schedules, AdamW, weight-decay grouping, MLM masking --------------------------------------------
@@ -271,6 +304,37 @@ class TransformersAdapter:
         collator = DataCollatorForLanguageModeling(self.tokenizer(vocab_size), **settings)
         batch = collator([{"input_ids": list(r)} for r in rows])
         return tuple(np.asarray(batch[k]) for k in ("input_ids", "labels"))
+
+
+class _Built:
+    """A built model and what loading weights into it needs: its parameters in `named_parameters` order (tied ones
+    once), their names and shapes, every state-dict name of each parameter (`aliases`: name -> the name it is
+    listed under), and its current dtype."""
+
+    def __init__(self, model):
+        self.model = model
+        named = list(model.named_parameters())
+        self.names = [name for name, _ in named]
+        self.params = [p for _, p in named]
+        self.shapes = {name: tuple(p.shape) for name, p in named}
+        first = {id(p): name for name, p in named}
+        self.aliases = {name: first[id(p)] for name, p in model.named_parameters(remove_duplicate=False)}
+        self.dtype = None
+
+    def to(self, dtype):
+        if dtype != self.dtype:
+            self.model.to(TORCH_DTYPES[dtype])
+            self.dtype = dtype
+
+    def load(self, drawn):
+        """Copy the drawn float64 arrays into the parameters (converting to the model's dtype and device)."""
+        sources = [torch.from_numpy(drawn[name]) for name in self.names]
+        with torch.no_grad():
+            if self.params[0].device.type == "cpu" and hasattr(torch, "_foreach_copy_"):
+                torch._foreach_copy_(self.params, sources)  # one call instead of one per parameter
+            else:
+                for p, source in zip(self.params, sources):
+                    p.copy_(source)
 
 
 def _to_numpy(x):
