@@ -60,38 +60,51 @@ def _adapter(config):
 
 def targets(config):
     """Every (device, dtype, attention) to run on, from the options and what this machine and version have."""
+    adapter = _adapter(config)
+    return make_targets(adapter, config.getoption("--device"), config.getoption("--dtype"), config.getoption("--attn"))
+
+
+def make_targets(adapter, device=None, dtype=DEFAULT_DTYPES, attn=None):
+    """The targets of comma-separated devices (default: every one present), dtypes and attention implementations
+    (default: every one the adapter has)."""
     from .adapter import available_devices
 
-    adapter = _adapter(config)
-    option = config.getoption("--device")
-    devices = option.split(",") if option else available_devices()
-    attns = (config.getoption("--attn") or ",".join(adapter.attention_implementations())).split(",")
-    dtypes = config.getoption("--dtype").split(",")
-    return [Target(d, t, a) for d, t, a in itertools.product(devices, dtypes, attns)]
+    devices = device.split(",") if device else available_devices()
+    attns = (attn or ",".join(adapter.attention_implementations())).split(",")
+    return [Target(d, t, a) for d, t, a in itertools.product(devices, dtype.split(","), attns)]
+
+
+def check_targets(adapter, all_targets, checks=None):
+    """Every (check, target, [reasons to skip]) the suite runs, in collection order: a check that is the same on
+    every target (`once`) runs on the first; one that is not a reference comparison, or not run under every
+    attention, runs under the first attention only."""
+    from .registry import CHECKS
+
+    pairs = []
+    for check, target in itertools.product(CHECKS if checks is None else checks, all_targets):
+        if check.once and target != all_targets[0]:
+            continue
+        if (not check.every_attention or check.kind != "reference") and target.attn != all_targets[0].attn:
+            continue
+        skips = []
+        not_applicable = check.applies(adapter)
+        if not_applicable:
+            skips.append(f"not applicable: {not_applicable}")
+        if check.cpu_only and target.device != "cpu":
+            skips.append("out-of-range targets are device-side asserts off the CPU, which poison the CUDA context; "
+                         "error conformance runs on the CPU")
+        if target.device == "mps" and target.dtype == "float64":
+            skips.append("MPS has no float64")
+        pairs.append((check, target, skips))
+    return pairs
 
 
 def pytest_generate_tests(metafunc):
     if not {"check", "target"} <= set(metafunc.fixturenames):
         return
-    from .registry import CHECKS
-
-    all_targets = targets(metafunc.config)
     params = []
-    adapter = _adapter(metafunc.config)
-    for check, target in itertools.product(CHECKS, all_targets):
-        if check.once and target != all_targets[0]:
-            continue
-        if (not check.every_attention or check.kind != "reference") and target.attn != all_targets[0].attn:
-            continue
-        marks = [getattr(pytest.mark, check.area)]
-        not_applicable = check.applies(adapter)
-        if not_applicable:
-            marks.append(pytest.mark.skip(reason=f"not applicable: {not_applicable}"))
-        if check.cpu_only and target.device != "cpu":
-            marks.append(pytest.mark.skip(reason="out-of-range targets are device-side asserts off the CPU, which "
-                                                 "poison the CUDA context; error conformance runs on the CPU"))
-        if target.device == "mps" and target.dtype == "float64":
-            marks.append(pytest.mark.skip(reason="MPS has no float64"))
+    for check, target, skips in check_targets(_adapter(metafunc.config), targets(metafunc.config)):
+        marks = [getattr(pytest.mark, check.area)] + [pytest.mark.skip(reason=reason) for reason in skips]
         params.append(pytest.param(check, target, marks=marks, id=f"{check.id}[{target.id}]"))
     metafunc.parametrize("check,target", params)
 

@@ -1,9 +1,14 @@
-"""Runs one drawn case of one check through the adapter and the reference and compares them."""
+"""Runs one drawn case of one check through the adapter and the reference and compares them, and the Hypothesis
+test of a check on a target (what the suite runs and `bert-conformance bench` times)."""
 
 import re
+import shlex
+import time
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
+from hypothesis import Phase, given, seed, settings
 
 import reference
 from reference import heads as ref_heads
@@ -29,8 +34,22 @@ class Target:
         return cls(device, dtype, attn)
 
 
+class Clock:
+    """Seconds accumulated by the bare reference calls (`reference_outputs`), for `bert-conformance bench`."""
+
+    seconds = 0.0
+
+
 def reference_outputs(case, weights, adapter):
     """The reference's outputs for `case` with the weights transformers holds; version rules come from the adapter."""
+    start = time.perf_counter()
+    try:
+        return _reference_outputs(case, weights, adapter)
+    finally:
+        Clock.seconds += time.perf_counter() - start
+
+
+def _reference_outputs(case, weights, adapter):
     spec = reference.BertSpec.from_mapping(case.config)
     kwargs = dict(case.inputs)
     kwargs.update(case.labels)
@@ -85,3 +104,67 @@ def run_check(check, adapter, case, target):
     if check.kind == "reference":
         return compare_with_reference(check, case, adapter, target)
     return check.prop(adapter, case, target)
+
+
+# --- the Hypothesis test of one check on one target ------------------------------------------------------------
+
+DEFAULT_ADAPTER = "conformance.adapter:TransformersAdapter"
+
+
+def failure_message(check, target, adapter, case, failures):
+    lines = [f"check {check.id} on {target.id} against {adapter!r}: {check.description}"]
+    lines += [f.message for f in failures]
+    if hasattr(case, "config"):
+        lines.append(f"config: {case.config}")
+    lines.append(f"reproduce: python -m conformance repro {check.id} {target.id} '{case.to_json()}'")
+    return "\n".join(lines)
+
+
+def reproduce_command(check, target, adapter, case):
+    """The shell command that re-runs `case` of `check` on `target` and prints every comparison."""
+    spec = f"{type(adapter).__module__}:{type(adapter).__qualname__}"
+    option = "" if spec == DEFAULT_ADAPTER else f" --adapter {spec}"
+    return f"python -m conformance{option} repro {check.id} {target.id} {shlex.quote(case.to_json())}"
+
+
+def check_seed(check):
+    """The seed of `check` under a derandomized profile: its own (a hash of its id), shared by its targets. Every
+    target of a check sees the same cases (and reuses the same built models); different checks see different ones.
+    (Hypothesis' own derandomization would seed every check alike, since they share one test function.)"""
+    return zlib.crc32(check.id.encode())
+
+
+def new_stats():
+    """What a check's test records: examples run, the largest error/tolerance of a passing comparison, the explained
+    differences seen, and the last failure (kind, case, message, ratio): Hypothesis replays the shrunk failing
+    example last, so the failure stashed last is the minimal one."""
+    return {"examples": 0, "worst": 0.0, "explained": set(), "failure": None}
+
+
+def property_test(check, target, adapter, hypothesis_settings, stats, cases=None):
+    """The Hypothesis test of `check` on `target`: draws cases, requires every comparison to hold, and keeps
+    `stats` (see `new_stats`); with `cases` (a list), appends every case run to it."""
+    if check.max_examples and check.max_examples < hypothesis_settings.max_examples:
+        hypothesis_settings = settings(hypothesis_settings, max_examples=check.max_examples)
+    if not check.shrink:
+        hypothesis_settings = settings(hypothesis_settings, phases=[p for p in Phase if p != Phase.shrink])
+
+    def holds(case):
+        if cases is not None:
+            cases.append(case)
+        try:
+            results = run_check(check, adapter, case, target)
+        except Exception as exc:  # not a comparison: an error; stashed in case it is the last (minimal) one
+            stats["failure"] = ("error", case, f"{type(exc).__name__}: {exc}", None)
+            raise
+        stats["examples"] += 1
+        stats["worst"] = max([stats["worst"]] + [r.ratio for r in results if r.ok])
+        stats["explained"].update(r.message[len("explained: "):] for r in results if r.message.startswith("explained"))
+        failures = [r for r in results if not r.ok]
+        if failures:
+            message = failure_message(check, target, adapter, case, failures)
+            stats["failure"] = ("fail", case, message, max(r.ratio for r in failures))
+            raise AssertionError(message)
+
+    test = hypothesis_settings(given(case=check.strategy(adapter))(holds))
+    return seed(check_seed(check))(test) if hypothesis_settings.derandomize else test
