@@ -4,6 +4,7 @@ records, or reproduce a case.
     bert-conformance run [--report-dir reports] [--workers auto] [PYTEST ARGS...]
     bert-conformance report [--records reports/records] [--out reports]
     bert-conformance repro CHECK TARGET 'CASE JSON'
+    bert-conformance bench [--examples 20] [--area head,loss] [--device cpu] [--dtype float64] [--attn eager]
 """
 
 import argparse
@@ -62,6 +63,18 @@ def cmd_repro(args, extra):
     return 0 if all(r.ok for r in results) else 1
 
 
+def cmd_bench(args, extra):
+    """Examples per second of every area next to the floor (the bare transformers and reference calls on the
+    same cases) measured in the same run, and their ratio."""
+    if extra:
+        raise SystemExit(f"bert-conformance bench: unexpected arguments {extra}")
+    from .bench import main as bench
+
+    bench(args.adapter, examples=args.examples, areas=args.area.split(",") if args.area else None,
+          device=args.device, dtype=args.dtype, attn=args.attn, json_path=args.json, verbose=args.verbose)
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="bert-conformance", description=__doc__)
     parser.add_argument("--adapter", default="conformance.adapter:TransformersAdapter")
@@ -81,6 +94,15 @@ def main(argv=None):
     repro.add_argument("target", help="device-dtype-attention, e.g. cpu-float64-eager")
     repro.add_argument("case", help="the case JSON printed by the failing test")
     repro.set_defaults(func=cmd_repro)
+    bench = sub.add_parser("bench", help=cmd_bench.__doc__)
+    bench.add_argument("--examples", type=int, default=20, help="examples per check and target (default: 20)")
+    bench.add_argument("--area", default=None, help="comma-separated areas (default: all)")
+    bench.add_argument("--device", default=None, help="comma-separated devices (default: every one present)")
+    bench.add_argument("--dtype", default=None, help="comma-separated dtypes (default: the suite's)")
+    bench.add_argument("--attn", default=None, help="comma-separated attention implementations (default: all)")
+    bench.add_argument("--json", default=None, help="also write the results to this JSON file")
+    bench.add_argument("--verbose", action="store_true", help="one line per check and target on stderr")
+    bench.set_defaults(func=cmd_bench)
     args, extra = parser.parse_known_args(argv)
     return args.func(args, extra)
 

@@ -1,0 +1,146 @@
+"""`bert-conformance bench`: examples per second of every area, next to the floor measured in the same run.
+
+For each area of the registry, every (check, target) pair the suite would run (the same selection and order as
+`pytest`'s collection) runs `examples` Hypothesis examples exactly as the suite's test does (`runner.property_test`:
+the derandomized `ci` profile, strategies, model cache, comparisons), one after the other in this process, as an
+xdist worker runs its tests. Then the floor: the same cases are replayed and only the bare calls are timed: the
+transformers forward and autograd calls (`adapter.bare_seconds`) and the reference (`runner.Clock`); for checks
+that run neither (schedules, AdamW, masking: there the property is nothing but the implementation's call and the
+reference's), the whole replayed property. Everything else (Hypothesis, strategies, model building, weight
+loading, comparisons) is overhead; the ratio floor time / run time is 1 when there is none.
+
+The one-time cost of a process (imports of torch and transformers, the registry, what the first forward imports
+lazily: one example per attention implementation, run before timing) is printed apart: a pytest worker pays it
+once, not per example.
+"""
+
+import json
+import os
+import sys
+import time
+
+from hypothesis import HealthCheck, settings
+
+from .runner import Clock, new_stats, property_test, run_check
+
+HEADER = ("area", "tests", "examples", "seconds", "examples/s", "floor examples/s", "ratio")
+
+
+def bench_settings(examples):
+    """The suite's `ci` profile (derandomized, no database, no deadline) with `examples` examples."""
+    return settings(deadline=None, derandomize=True, database=None, max_examples=examples, print_blob=False,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def time_pair(check, target, adapter, examples):
+    """Run `examples` examples of `check` on `target` as the suite does; return (examples run, seconds, floor
+    seconds, failure or None)."""
+    stats, cases = new_stats(), []
+    test = property_test(check, target, adapter, bench_settings(examples), stats, cases)
+    start = time.perf_counter()
+    failure = None
+    try:
+        test()
+    except Exception as exc:  # a failing check is reported, and its examples still count
+        failure = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+    seconds = time.perf_counter() - start
+    floor = 0.0
+    for case in cases:
+        bare_before, reference_before = getattr(adapter, "bare_seconds", 0.0), Clock.seconds
+        start = time.perf_counter()
+        try:
+            run_check(check, adapter, case, target)
+        except Exception:  # refusals and failures cost their bare calls like any other case
+            pass
+        whole = time.perf_counter() - start
+        bare = getattr(adapter, "bare_seconds", 0.0) - bare_before + Clock.seconds - reference_before
+        floor += bare if bare > 0 else whole
+    return len(cases), seconds, floor, failure
+
+
+def warm_up(adapter, pairs):
+    """One example of the first reference check under each attention implementation: the first forward imports
+    what transformers loads lazily (attention and mask helpers), a one-time cost of the process."""
+    seen = set()
+    for check, target in pairs:
+        if check.kind == "reference" and target.attn not in seen:
+            seen.add(target.attn)
+            time_pair(check, target, adapter, 1)
+
+
+def row(area, tests, examples, seconds, floor):
+    return {"area": area, "tests": tests, "examples": examples, "seconds": seconds,
+            "examples_per_s": examples / seconds if seconds else 0.0,
+            "floor_examples_per_s": examples / floor if floor else 0.0,
+            "ratio": floor / seconds if seconds else 0.0}
+
+
+def bench(adapter, all_targets, examples=20, areas=None, progress=None):
+    """{"rows": one per area and a total, "failures": [(check, target, message)], "warm_up_s"}."""
+    from .pytest_plugin import check_targets
+    from .registry import CHECKS
+
+    order = list(dict.fromkeys(c.area for c in CHECKS))
+    wanted = [a for a in order if areas is None or a in areas]
+    pairs = [(c, t) for c, t, skips in check_targets(adapter, all_targets) if not skips and c.area in wanted]
+    rows, failures, totals = [], [], [0, 0, 0.0, 0.0]
+    start = time.perf_counter()
+    warm_up(adapter, pairs)
+    warm = time.perf_counter() - start
+    for area in wanted:
+        counts = [0, 0, 0.0, 0.0]
+        for check, target in (p for p in pairs if p[0].area == area):
+            n, seconds, floor, failure = time_pair(check, target, adapter, examples)
+            if failure:
+                failures.append((check.id, target.id, failure))
+            if progress:
+                progress(f"{check.id}[{target.id}]: {n} examples in {seconds:.2f} s, floor {floor:.2f} s")
+            for i, v in enumerate((1, n, seconds, floor)):
+                counts[i] += v
+                totals[i] += v
+        if counts[0]:
+            rows.append(row(area, *counts))
+    rows.append(row("all", *totals))
+    return {"rows": rows, "failures": failures, "warm_up_s": warm}
+
+
+def table(rows):
+    cells = [HEADER] + [(r["area"], str(r["tests"]), str(r["examples"]), f"{r['seconds']:.2f}",
+                         f"{r['examples_per_s']:.1f}", f"{r['floor_examples_per_s']:.1f}", f"{r['ratio']:.2f}")
+                        for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(HEADER))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+             for line in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(adapter_spec, examples=20, areas=None, device=None, dtype=None, attn=None, json_path=None, verbose=False,
+         out=sys.stdout):
+    """Run the bench and print the table; returns the result dict (rows, failures, startup, load averages)."""
+    load_before = os.getloadavg()
+    start = time.perf_counter()
+    from .pytest_plugin import DEFAULT_DTYPES, load_adapter, make_targets
+    from .registry import CHECKS  # noqa: F401 (part of the one-time cost)
+
+    adapter = load_adapter(adapter_spec)
+    all_targets = make_targets(adapter, device, dtype or DEFAULT_DTYPES, attn)
+    startup = time.perf_counter() - start
+    progress = (lambda line: print(line, file=sys.stderr, flush=True)) if verbose else None
+    result = bench(adapter, all_targets, examples, areas, progress)
+    result.update(startup_s=startup + result["warm_up_s"], examples_per_test=examples,
+                  targets=[t.id for t in all_targets],
+                  implementation=f"{getattr(adapter, 'name', '?')} {getattr(adapter, 'version', '')}".strip(),
+                  load_average_before=load_before, load_average_after=os.getloadavg(), cpus=os.cpu_count())
+    print(f"bench: {result['implementation']}, {examples} examples per check and target, targets "
+          f"{', '.join(result['targets'])}", file=out)
+    print(table(result["rows"]), file=out)
+    print(f"one-time per process (imports, registry, adapter, first forwards): {result['startup_s']:.2f} s; "
+          f"load average {load_before[0]:.2f} before, {result['load_average_after'][0]:.2f} after, on "
+          f"{os.cpu_count()} CPUs", file=out)
+    for check, target, message in result["failures"]:
+        print(f"failed: {check}[{target}]: {message}", file=out)
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(result, f, indent=1)
+    return result

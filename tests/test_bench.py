@@ -1,0 +1,86 @@
+"""`bert-conformance bench`: every area gets a row with examples per second, the floor and their ratio; the floor is
+the bare calls only (the adapter's forward/autograd clock and the reference's clock tick during a case); the command
+prints the table and exits 0. A few examples per area keep this fast."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conformance import bench
+from conformance.adapter import TransformersAdapter
+from conformance.pytest_plugin import make_targets
+from conformance.registry import CHECKS, CHECKS_BY_ID
+from conformance.runner import Clock, Target
+
+pytestmark = pytest.mark.harness
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CPU64 = [Target("cpu", "float64", "eager")]
+AREAS = ["encoder", "head", "loss", "metamorphic", "errors", "schedule", "optim", "masking"]
+
+
+@pytest.fixture(scope="module")
+def adapter():
+    return TransformersAdapter()
+
+
+@pytest.fixture(scope="module")
+def result(adapter):
+    return bench.bench(adapter, CPU64, examples=2, areas=AREAS)
+
+
+def test_a_row_per_area_and_a_total(adapter, result):
+    areas = [r["area"] for r in result["rows"]]
+    assert areas == AREAS + ["all"]  # in registry order; on cpu-float64-eager every area has a check to run
+    assert [a for a in dict.fromkeys(c.area for c in CHECKS) if a in AREAS] == AREAS
+    for r in result["rows"]:
+        assert r["tests"] >= 1 and r["examples"] >= r["tests"], r
+        assert r["seconds"] > 0 and r["examples_per_s"] > 0, r
+        # the floor is part of the run's work: replaying the same cases' bare calls cannot take much longer than
+        # running them with everything else (a generous bound: timings on a shared machine are noisy)
+        assert 0 < r["ratio"] < 3, r
+        assert r["floor_examples_per_s"] == pytest.approx(r["examples_per_s"] / r["ratio"], rel=1e-6)
+    total = result["rows"][-1]
+    assert total["examples"] == sum(r["examples"] for r in result["rows"][:-1])
+    assert result["failures"] == []
+
+
+def test_the_floor_counts_bare_calls_only(adapter):
+    """A reference check's floor is the forward + autograd + reference time, which both clocks measure."""
+    check = CHECKS_BY_ID["head.sequence_classification"]
+    n, seconds, floor, failure = bench.time_pair(check, CPU64[0], adapter, 3)
+    assert failure is None and n >= 3
+    assert 0 < floor < seconds
+    before = (adapter.bare_seconds, Clock.seconds)
+    bench.time_pair(check, CPU64[0], adapter, 1)
+    assert adapter.bare_seconds > before[0] and Clock.seconds > before[1]
+
+
+def test_targets_follow_the_suite(adapter):
+    targets = make_targets(adapter, "cpu", "float64,float32", "eager")
+    assert [t.id for t in targets] == ["cpu-float64-eager", "cpu-float32-eager"]
+
+
+def test_table_format():
+    rows = [bench.row("head", 2, 10, 2.0, 1.0), bench.row("all", 2, 10, 2.0, 1.0)]
+    lines = bench.table(rows).splitlines()
+    assert lines[0].split() == ["area", "tests", "examples", "seconds", "examples/s", "floor", "examples/s", "ratio"]
+    assert lines[2].split() == ["head", "2", "10", "2.00", "5.0", "10.0", "0.50"]
+
+
+def test_cli_prints_the_table_and_exits_0(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "-m", "conformance", "bench", "--examples", "2", "--area", "loss,schedule",
+                           "--dtype", "float64", "--attn", "eager", "--json", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[1].split()[:3] == ["area", "tests", "examples"]
+    assert [line.split()[0] for line in lines[3:6]] == ["loss", "schedule", "all"]
+    assert "one-time per process" in proc.stdout and "load average" in proc.stdout
+    data = json.loads(out.read_text())
+    assert [r["area"] for r in data["rows"]] == ["loss", "schedule", "all"]
+    assert data["targets"] == ["cpu-float64-eager"] and data["startup_s"] > 0
