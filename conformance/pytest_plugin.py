@@ -84,7 +84,7 @@ def check_targets(adapter, all_targets, checks=None):
     for check, target in itertools.product(CHECKS if checks is None else checks, all_targets):
         if check.once and target != all_targets[0]:
             continue
-        if (not check.every_attention or check.kind != "reference") and target.attn != all_targets[0].attn:
+        if (not check.every_attention or check.kind in ("metamorphic", "error")) and target.attn != all_targets[0].attn:
             continue
         skips = []
         not_applicable = check.applies(adapter)
