@@ -888,9 +888,11 @@ def _md(text):
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def markdown_section(path, heading="##"):
+def markdown_section(path, heading="##", others=()):
     """The mutation self-check results in `path` (the JSON `run` writes) as markdown: a summary line, the per-area
-    table, the mutants not killed with their reason, the equivalent mutants with their argument, and every mutant."""
+    table, the mutants not killed with their reason, the equivalent mutants with their argument, and every mutant.
+    `others`: results of runs against other releases (e.g. the AdamW mutants, which only apply before 4.50), each
+    summarised in one line."""
     from tabulate import tabulate
 
     data = json.loads(Path(path).read_text())
@@ -907,6 +909,16 @@ def markdown_section(path, heading="##"):
     baseline = data.get("baseline")
     if baseline:
         out += [_baseline_line(baseline), ""]
+    for other in others:
+        o = json.loads(Path(other).read_text())
+        ran = ", ".join(f"`{r['id']}`" for r in o["mutants"] if r["status"] != "not_applicable")
+        areas = ", ".join(f"{area} {a['killed_non_equivalent']}/{a['non_equivalent']}" for area, a in o["areas"].items()
+                          if a["non_equivalent"])
+        unkilled = ", ".join(f"`{r['id']}` ({r['status']})" for r in _not_killed(o))
+        out += [f"Against transformers {o['environment']['transformers']}: {o['score']['killed']}/"
+                f"{o['score']['non_equivalent']} killed ({areas}: {ran})" + (f"; not killed: {unkilled}" if unkilled
+                                                                            else "")
+                + f"; wall time {o['wall_s']:.0f} s.", ""]
     bad = _not_killed(data)
     out.append(f"{heading}# Not killed")
     out.append("")

@@ -252,3 +252,15 @@ def test_check_sources_flags_a_release_inside_the_range_without_the_text(tmp_pat
     versions, rows, problems = mutants.check_sources(tmp_path, [m])
     assert versions == ["4.6.0", "4.17.0", "5.0.0"] and rows == [(m.id, [0, 1, 0])]
     assert problems == ["head.qa_clamp: transformers 5.0.0 is in >=4.17 but holds its old text 0 times"]
+
+
+def test_markdown_section_summarises_runs_against_other_releases(tmp_path):
+    main, other = tmp_path / "m.json", tmp_path / "old.json"
+    main.write_text(json.dumps(_data(RESULTS[:1])))
+    old = _data([_result("adamw.a", "adamw", "killed", killed_by="optim.transformers.AdamW"),
+                 _result("adamw.b", "adamw", "survived", message="passed")])
+    old["environment"]["transformers"] = "4.49.0"
+    other.write_text(json.dumps(old))
+    md = mutants.markdown_section(main, others=[other])
+    assert "Against transformers 4.49.0: 1/2 killed (adamw 1/2: `adamw.a`, `adamw.b`); not killed: `adamw.b` " \
+           "(survived); wall time 123 s." in md
