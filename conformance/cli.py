@@ -94,6 +94,8 @@ def main(argv=None):
     repro.add_argument("target", help="device-dtype-attention, e.g. cpu-float64-eager")
     repro.add_argument("case", help="the case JSON printed by the failing test")
     repro.set_defaults(func=cmd_repro)
+    from . import mutants
+    mutants.add_parser(sub)  # `bert-conformance mutants`: the mutation self-check
     bench = sub.add_parser("bench", help=cmd_bench.__doc__)
     bench.add_argument("--examples", type=int, default=20, help="examples per check and target (default: 20)")
     bench.add_argument("--area", default=None, help="comma-separated areas (default: all)")

@@ -354,7 +354,21 @@ def markdown(matrix):
     if not matrix.columns:
         return "\n".join(out + ["No records found.", ""])
     out += _summary_md(matrix) + _matrix_md(matrix) + _drift_md() + _explained_md(matrix) + _details_md(matrix)
+    out += _mutants_md()
     return "\n".join(out).rstrip() + "\n"
+
+
+def _mutants_md(directory="reports"):
+    """The mutation self-check's score and per-area table (`bert-conformance mutants` writes reports/mutants.json)."""
+    import glob
+
+    from . import mutants
+
+    path = os.path.join(directory, "mutants.json")
+    if not os.path.exists(path):
+        return []
+    others = sorted(glob.glob(os.path.join(directory, "mutants-*.json")))
+    return ["", mutants.markdown_section(path, heading="##", others=others), ""]
 
 
 def _summary_md(matrix):
