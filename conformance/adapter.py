@@ -135,18 +135,26 @@ class TransformersAdapter:
         they carry its rounding). Tied parameters appear once in `named_parameters`, so one array is drawn for them,
         and it is returned under each of their names: the MLM decoder equals the word embeddings only because
         transformers tied them (an untied decoder gets its own drawn array, which the reference never reads).
-        Buffers (position_ids, token_type_ids) are not weights and are not returned.
+        Buffers (position_ids, token_type_ids) are not weights and are not returned. The returned arrays are
+        read-only, and the same objects for every attention implementation of a case (see `_recall`).
         """
-        built = self._entry(case.head, json.dumps(case.config, sort_keys=True), attn, device)
+        config_json = json.dumps(case.config, sort_keys=True)
+        built = self._entry(case.head, config_json, attn, device)
         built.to(dtype)
-        drawn = draw_weights(built.shapes, case.weights_seed)
+        # every target of a check runs the same cases: the drawn arrays, and the weights handed back, are kept for
+        # the recent cases (the same for every attention implementation: same parameters, same rounding)
+        drawn = _recall(self, "_drawn", (case.head, config_json, case.weights_seed),
+                        lambda: draw_weights(built.shapes, case.weights_seed))
         built.load(drawn)
         model = built.model
         if hasattr(model.config, "problem_type"):  # forward() writes the inferred problem type back into the config
             model.config.problem_type = case.config.get("problem_type")
-        if dtype != "float64":
-            drawn = {name: _to_numpy(p) for name, p in zip(built.names, built.params)}
-        return model, {alias: drawn[name] for alias, name in built.aliases.items()}
+
+        def held():
+            arrays = drawn if dtype == "float64" else built.read(drawn)
+            return {alias: _read_only(arrays[name]) for alias, name in built.aliases.items()}
+
+        return model, _recall(self, "_held", (case.head, config_json, case.weights_seed, dtype, device), held)
 
     def run(self, case: Case, attn="eager", device="cpu", dtype="float64", grad=True):
         """Run `case` in eval mode; return numpy float64 outputs: the head's logits, `last_hidden_state`, and with
@@ -320,14 +328,31 @@ class _Built:
         first = {id(p): name for name, p in named}
         self.aliases = {name: first[id(p)] for name, p in model.named_parameters(remove_duplicate=False)}
         self.dtype = None
+        self.loaded = None  # the drawn arrays last loaded, while the parameters hold them
+
+    def read(self, drawn):
+        """The parameters as float64 numpy arrays by name (one conversion of all of them), as loaded from `drawn`
+        (loaded again first, should anything have changed them since)."""
+        self.loaded = None
+        self.load(drawn)
+        flat = torch.cat([p.detach().reshape(-1) for p in self.params]).to("cpu", torch.float64).numpy()
+        offsets = np.cumsum([p.numel() for p in self.params])[:-1]
+        return {name: a.reshape(p.shape) for name, p, a in zip(self.names, self.params, np.split(flat, offsets))}
 
     def to(self, dtype):
         if dtype != self.dtype:
             self.model.to(TORCH_DTYPES[dtype])
             self.dtype = dtype
+            self.loaded = None
 
     def load(self, drawn):
-        """Copy the drawn float64 arrays into the parameters (converting to the model's dtype and device)."""
+        """Copy the drawn float64 arrays into the parameters (converting to the model's dtype and device), unless
+        they are what the model holds already: the same arrays loaded last, in the same dtype (forward and
+        autograd do not write to parameters; should an implementation do so, the next forward of the same weights
+        differs from the reference, which reads `drawn`). Metamorphic checks run one case several times, and
+        consecutive examples often keep their weight seed."""
+        if self.loaded is drawn:
+            return
         sources = [torch.from_numpy(drawn[name]) for name in self.names]
         with torch.no_grad():
             if self.params[0].device.type == "cpu" and hasattr(torch, "_foreach_copy_"):
@@ -335,6 +360,29 @@ class _Built:
             else:
                 for p, source in zip(self.params, sources):
                     p.copy_(source)
+        self.loaded = drawn
+
+
+RECALLED = 512  # cases whose drawn and held weights are kept (a few tests' worth; ~20-50 KB each)
+
+
+def _recall(adapter, memo, key, compute):
+    """`compute()`, kept in the adapter's `memo` (an LRU of RECALLED entries) under `key`."""
+    cache = adapter.__dict__.setdefault(memo, collections.OrderedDict())
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    value = cache[key] = compute()
+    while len(cache) > RECALLED:
+        cache.popitem(last=False)
+    return value
+
+
+def _read_only(a):
+    """A read-only view: weights handed out for many cases must not be changed by whoever reads them."""
+    view = a.view()
+    view.setflags(write=False)
+    return view
 
 
 def _to_numpy(x):

@@ -21,7 +21,7 @@ import time
 
 from hypothesis import HealthCheck, settings
 
-from .runner import Clock, new_stats, property_test, run_check
+from .runner import Clock, new_stats, no_sharing, property_test, run_check
 
 HEADER = ("area", "tests", "examples", "seconds", "examples/s", "floor examples/s", "ratio")
 
@@ -45,17 +45,24 @@ def time_pair(check, target, adapter, examples):
         failure = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
     seconds = time.perf_counter() - start
     floor = 0.0
-    for case in cases:
-        bare_before, reference_before = getattr(adapter, "bare_seconds", 0.0), Clock.seconds
-        start = time.perf_counter()
-        try:
-            run_check(check, adapter, case, target)
-        except Exception:  # refusals and failures cost their bare calls like any other case
-            pass
-        whole = time.perf_counter() - start
-        bare = getattr(adapter, "bare_seconds", 0.0) - bare_before + Clock.seconds - reference_before
-        floor += bare if bare > 0 else whole
+    with no_sharing():  # the floor computes the reference of every case, even where the run shared it
+        for case in cases:
+            floor += _bare_seconds(check, target, adapter, case)
     return len(cases), seconds, floor, failure
+
+
+def _bare_seconds(check, target, adapter, case):
+    """The time of the bare calls of one case: the forward/autograd and reference clocks' ticks, or the whole
+    property where neither ticks."""
+    bare_before, reference_before = getattr(adapter, "bare_seconds", 0.0), Clock.seconds
+    start = time.perf_counter()
+    try:
+        run_check(check, adapter, case, target)
+    except Exception:  # refusals and failures cost their bare calls like any other case
+        pass
+    whole = time.perf_counter() - start
+    bare = getattr(adapter, "bare_seconds", 0.0) - bare_before + Clock.seconds - reference_before
+    return bare if bare > 0 else whole
 
 
 def warm_up(adapter, pairs):

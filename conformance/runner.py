@@ -1,6 +1,9 @@
 """Runs one drawn case of one check through the adapter and the reference and compares them, and the Hypothesis
 test of a check on a target (what the suite runs and `bert-conformance bench` times)."""
 
+import collections
+import contextlib
+import json
 import re
 import shlex
 import time
@@ -60,6 +63,44 @@ def _reference_outputs(case, weights, adapter):
     return ref_heads.HEADS[case.head](weights, spec, **kwargs)
 
 
+SHARED = 512  # reference outputs kept for the targets that follow (eager and sdpa of a dtype see the same cases)
+_shared = collections.OrderedDict()
+_sharing = [True]
+
+
+@contextlib.contextmanager
+def no_sharing():
+    """Compute every reference output afresh (`bert-conformance bench` times the reference this way)."""
+    _sharing[0] = False
+    try:
+        yield
+    finally:
+        _sharing[0] = True
+
+
+def shared_reference_outputs(case, weights, adapter):
+    """`reference_outputs`, computed once for the same case, weights object and adapter: every target of a check
+    sees the same cases, and the adapter hands out the same (read-only) weights object to every attention
+    implementation of a dtype, so the eager and sdpa tests share the reference's work. The key holds the case's
+    head, config, every input and label array (dtype, shape and bytes) and `num_items_in_batch`; the entry holds the
+    weights and the adapter themselves, so their ids cannot be reused while it lives. Refusals are not kept."""
+    if not _sharing[0]:
+        return reference_outputs(case, weights, adapter)
+    arrays = tuple((group, k, v.dtype.str, v.shape, v.tobytes())
+                   for group, d in (("in", case.inputs), ("label", case.labels)) for k, v in sorted(d.items()))
+    key = (id(adapter), id(weights), case.head, json.dumps(case.config, sort_keys=True), case.num_items_in_batch,
+           arrays)
+    entry = _shared.get(key)
+    if entry is not None and entry[0] is weights and entry[1] is adapter:
+        _shared.move_to_end(key)
+        return entry[2]
+    outputs = reference_outputs(case, weights, adapter)
+    _shared[key] = (weights, adapter, outputs)
+    while len(_shared) > SHARED:
+        _shared.popitem(last=False)
+    return outputs
+
+
 def _flatten(outputs):
     flat = {}
     for key, value in outputs.items():
@@ -84,7 +125,7 @@ def compare_with_reference(check, case, adapter, target):
             if k.raises and re.search(k.raises, f"{type(exc).__name__}: {exc}"):
                 return [Comparison("raises", True, 0.0, f"explained: {k.id}")]
         raise
-    expected = _flatten(reference_outputs(case, weights, adapter))
+    expected = _flatten(shared_reference_outputs(case, weights, adapter))
     actual = _flatten(actual)
     overrides = {key: dtype for k in known for key, dtype in k.tolerance_dtype.items()}
     results = []

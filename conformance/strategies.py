@@ -130,13 +130,13 @@ def cases(draw, head, activations, labels="class", num_labels=None, is_decoder=F
     choices keep their places when the shrinker turns an input off), the weight seed.
     """
     multiple_choice = head == "BertForMultipleChoice"
-    fields = _config_fields(activations, num_labels) + [
-        ("batch", MAX_BATCH), ("length", MAX_LENGTH), ("padding", 2), ("token_types", 2), ("positions", 2),
-        ("ignore", IGNORE_LEVELS), ("label_shape", 2), ("num_items", 256)]
+    config = _config(_header(draw, _config_fields(activations, num_labels)), activations, num_labels, is_decoder,
+                     problem_type)
+    fields = [("batch", MAX_BATCH), ("length", MAX_LENGTH), ("padding", 2), ("token_types", 2), ("positions", 2),
+              ("ignore", IGNORE_LEVELS), ("label_shape", 2), ("num_items", 256)]
     if multiple_choice:
         fields.append(("choices", MAX_CHOICES))
     h = _header(draw, fields)
-    config = _config(h, activations, num_labels, is_decoder, problem_type)
     batch, length = 1 + h["batch"], 1 + h["length"]
     choices = 1 + h["choices"] if multiple_choice else None
     rows = MAX_BATCH * (MAX_CHOICES if multiple_choice else 1)
