@@ -329,6 +329,8 @@ class _Built:
         self.aliases = {name: first[id(p)] for name, p in model.named_parameters(remove_duplicate=False)}
         self.dtype = None
         self.loaded = None  # the drawn arrays last loaded, while the parameters hold them
+        self.data = {}  # dtype -> (the parameters' tensors in it, the drawn arrays they hold)
+        self.swap = not any(b.is_floating_point() for b in model.buffers())  # else every switch converts them
 
     def read(self, drawn):
         """The parameters as float64 numpy arrays by name (one conversion of all of them), as loaded from `drawn`
@@ -340,10 +342,23 @@ class _Built:
         return {name: a.reshape(p.shape) for name, p, a in zip(self.names, self.params, np.split(flat, offsets))}
 
     def to(self, dtype):
-        if dtype != self.dtype:
+        """Make the model compute in `dtype`. The first time, `model.to(dtype)`; after that, each parameter's data
+        is set back to the tensor it had in that dtype (what `Module.to` itself does, `param.data = converted`,
+        without converting: a test of several targets switches dtype on every case). BERT has no floating-point
+        buffers (position_ids and token_type_ids are int64), so parameters are all there is to switch; should a
+        version have one, every switch is `model.to`."""
+        if dtype == self.dtype:
+            return
+        if self.dtype is not None and self.swap:
+            self.data[self.dtype] = ([p.data for p in self.params], self.loaded)
+        if dtype in self.data:
+            tensors, self.loaded = self.data[dtype]
+            for p, t in zip(self.params, tensors):
+                p.data = t
+        else:
             self.model.to(TORCH_DTYPES[dtype])
-            self.dtype = dtype
             self.loaded = None
+        self.dtype = dtype
 
     def load(self, drawn):
         """Copy the drawn float64 arrays into the parameters (converting to the model's dtype and device), unless

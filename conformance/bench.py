@@ -1,9 +1,10 @@
 """`bert-conformance bench`: examples per second of every area, next to the floor measured in the same run.
 
 For each area of the registry, every (check, target) pair the suite would run (the same selection and order as
-`pytest`'s collection) runs `examples` Hypothesis examples exactly as the suite's test does (`runner.property_test`:
-the derandomized `ci` profile, strategies, model cache, comparisons), one after the other in this process, as an
-xdist worker runs its tests. Then the floor: the same cases are replayed and only the bare calls are timed: the
+`pytest`'s collection) runs `examples` Hypothesis examples exactly as the suite's tests do (the derandomized `ci`
+profile, strategies, model cache, comparisons; the targets of a check screened together, `runner.screen`, a check
+with one target by its own `runner.property_test`), one check after the other in this process, as an xdist worker
+runs its tests. Then the floor: the same cases are replayed and only the bare calls are timed: the
 transformers forward and autograd calls (`adapter.bare_seconds`) and the reference (`runner.Clock`); for checks
 that run neither (schedules, AdamW, masking: there the property is nothing but the implementation's call and the
 reference's), the whole replayed property. Everything else (Hypothesis, strategies, model building, weight
@@ -21,7 +22,7 @@ import time
 
 from hypothesis import HealthCheck, settings
 
-from .runner import Clock, new_stats, no_sharing, property_test, run_check
+from .runner import Clock, check_seed, new_stats, no_sharing, property_test, run_check, screen
 
 HEADER = ("area", "tests", "examples", "seconds", "examples/s", "floor examples/s", "ratio")
 
@@ -33,22 +34,41 @@ def bench_settings(examples):
 
 
 def time_pair(check, target, adapter, examples):
-    """Run `examples` examples of `check` on `target` as the suite does; return (examples run, seconds, floor
-    seconds, failure or None)."""
-    stats, cases = new_stats(), []
-    test = property_test(check, target, adapter, bench_settings(examples), stats, cases)
+    """Run `examples` examples of `check` on `target` alone; return (examples run, seconds, floor seconds, failure
+    or None)."""
+    (n, seconds, floor, failures) = time_group(check, [target], adapter, examples)
+    return n, seconds, floor, failures[0][1] if failures else None
+
+
+def time_group(check, targets, adapter, examples):
+    """Run `examples` examples of `check` on `targets` as the suite does (one target: its own Hypothesis test;
+    several: one screening of the same cases on all of them); return (examples run, summed over targets, seconds,
+    floor seconds, [(target id, failure message)])."""
+    cases, failures = [], []
     start = time.perf_counter()
-    failure = None
-    try:
-        test()
-    except Exception as exc:  # a failing check is reported, and its examples still count
-        failure = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+    if len(targets) == 1:
+        stats = new_stats()
+        try:
+            property_test(check, targets[0], adapter, bench_settings(examples), stats, cases)()
+        except Exception as exc:  # a failing check is reported, and its examples still count
+            first_line = str(exc).splitlines()[0][:200] if str(exc) else ""
+            failures.append((targets[0].id, f"{type(exc).__name__}: {first_line}"))
+        ran = {targets[0].id: len(cases)}
+    else:
+        screened = screen(check, targets, adapter, bench_settings(examples), check_seed(check), cases)
+        ran = {}
+        for t in targets:
+            s = screened[t.id]
+            ran[t.id] = s["examples"] + (s["failing"] is not None)
+            if s["failing"] is not None:
+                failures.append((t.id, f"failed on {s['failing'].to_json()[:200]}"))
     seconds = time.perf_counter() - start
     floor = 0.0
     with no_sharing():  # the floor computes the reference of every case, even where the run shared it
-        for case in cases:
-            floor += _bare_seconds(check, target, adapter, case)
-    return len(cases), seconds, floor, failure
+        for t in targets:
+            for case in cases[:ran[t.id]]:
+                floor += _bare_seconds(check, t, adapter, case)
+    return sum(ran.values()), seconds, floor, failures
 
 
 def _bare_seconds(check, target, adapter, case):
@@ -90,19 +110,22 @@ def bench(adapter, all_targets, examples=20, areas=None, progress=None):
     order = list(dict.fromkeys(c.area for c in CHECKS))
     wanted = [a for a in order if areas is None or a in areas]
     pairs = [(c, t) for c, t, skips in check_targets(adapter, all_targets) if not skips and c.area in wanted]
+    groups = {}
+    for check, target in pairs:
+        groups.setdefault(check.id, (check, []))[1].append(target)
     rows, failures, totals = [], [], [0, 0, 0.0, 0.0]
     start = time.perf_counter()
     warm_up(adapter, pairs)
     warm = time.perf_counter() - start
     for area in wanted:
         counts = [0, 0, 0.0, 0.0]
-        for check, target in (p for p in pairs if p[0].area == area):
-            n, seconds, floor, failure = time_pair(check, target, adapter, examples)
-            if failure:
-                failures.append((check.id, target.id, failure))
+        for check, targets in (g for g in groups.values() if g[0].area == area):
+            n, seconds, floor, failed = time_group(check, targets, adapter, examples)
+            failures += [(check.id, target_id, message) for target_id, message in failed]
             if progress:
-                progress(f"{check.id}[{target.id}]: {n} examples in {seconds:.2f} s, floor {floor:.2f} s")
-            for i, v in enumerate((1, n, seconds, floor)):
+                progress(f"{check.id}[{','.join(t.id for t in targets)}]: {n} examples in {seconds:.2f} s, floor "
+                         f"{floor:.2f} s")
+            for i, v in enumerate((len(targets), n, seconds, floor)):
                 counts[i] += v
                 totals[i] += v
         if counts[0]:

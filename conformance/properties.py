@@ -88,12 +88,12 @@ def both_refuse(adapter, case, target):
     """transformers raises and the reference raises ReferenceInputError: neither returns a number for bad labels.
     Where the version's rule never reads the corrupted label (the early token-classification rule skips padded
     positions), the reference accepts it, and then transformers must accept it too."""
+    spec_weights = adapter.build(case, target.attn, target.device, target.dtype)[1]
     try:
         adapter.run(case, target.attn, target.device, target.dtype, grad=False)
         tf = None
     except Exception as exc:  # any refusal counts; its type is recorded in the message
         tf = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
-    spec_weights = adapter.build(case, target.attn, target.device, target.dtype)[1]
     try:
         reference_outputs(case, spec_weights, adapter)
         ref = None
@@ -106,15 +106,19 @@ def both_refuse(adapter, case, target):
 
 @st.composite
 def corrupted(draw, valid_cases, how):
-    """A valid case whose labels are then broken `how`: out_of_range | wrong_shape | float_dtype."""
+    """A valid case whose labels are then broken `how`: out_of_range | wrong_shape | float_dtype.
+
+    Out of range: one label, at any position, becomes one of classes..classes+5, -99..-1 or -1000..-101 (the
+    label byte, the position and the value drawn as one choice of four bytes, each shrinking toward the first)."""
     case = draw(valid_cases)
     labels = case.labels["labels"]
     if how == "out_of_range":
         classes = case.config["vocab_size"] if case.head == "BertForMaskedLM" else case.config["num_labels"]
-        bad = draw(st.one_of(st.integers(classes, classes + 5), st.integers(-99, -1), st.integers(-1000, -101)))
-        index = draw(st.integers(0, labels.size - 1))
+        kind, index, high, low = (int(b) for b in draw(st.binary(min_size=4, max_size=4)))
+        value = high * 256 + low
+        bad = (classes + value % 6, -1 - value % 99, -101 - value % 900)[kind % 3]
         labels = labels.copy()
-        labels.flat[index] = bad
+        labels.flat[index % labels.size] = bad
     elif how == "wrong_shape":
         labels = np.concatenate([labels, labels[..., :1]], axis=-1)
     elif how == "float_dtype":

@@ -4,6 +4,7 @@ test of a check on a target (what the suite runs and `bert-conformance bench` ti
 import collections
 import contextlib
 import json
+import random
 import re
 import shlex
 import time
@@ -175,6 +176,17 @@ def check_seed(check):
     return zlib.crc32(check.id.encode())
 
 
+def group_seed(check, hypothesis_settings):
+    """The seed the targets of `check` share: `check_seed` under a derandomized profile, the one forced with
+    `--hypothesis-seed`, else a fresh random one (so that a target's own run can replay what a screening saw)."""
+    if hypothesis_settings.derandomize:
+        return check_seed(check)
+    from hypothesis import core
+
+    forced = getattr(core, "global_force_seed", None)
+    return forced if forced is not None else random.getrandbits(64)
+
+
 def new_stats():
     """What a check's test records: examples run, the largest error/tolerance of a passing comparison, the explained
     differences seen, and the last failure (kind, case, message, ratio): Hypothesis replays the shrunk failing
@@ -182,30 +194,108 @@ def new_stats():
     return {"examples": 0, "worst": 0.0, "explained": set(), "failure": None}
 
 
-def property_test(check, target, adapter, hypothesis_settings, stats, cases=None):
-    """The Hypothesis test of `check` on `target`: draws cases, requires every comparison to hold, and keeps
-    `stats` (see `new_stats`); with `cases` (a list), appends every case run to it."""
+def _check_settings(check, hypothesis_settings):
     if check.max_examples and check.max_examples < hypothesis_settings.max_examples:
         hypothesis_settings = settings(hypothesis_settings, max_examples=check.max_examples)
     if not check.shrink:
         hypothesis_settings = settings(hypothesis_settings, phases=[p for p in Phase if p != Phase.shrink])
+    return hypothesis_settings
+
+
+def _count(stats, results):
+    """Add one example whose comparisons all held to `stats`."""
+    stats["examples"] += 1
+    stats["worst"] = max([stats["worst"]] + [r.ratio for r in results if r.ok])
+    stats["explained"].update(r.message[len("explained: "):] for r in results if r.message.startswith("explained"))
+
+
+def _failed(check, target, adapter, case, stats, results=None, exc=None):
+    """Stash the failure of `case` in `stats` and raise it: AssertionError for comparisons that did not hold, the
+    exception itself for an error."""
+    if exc is not None:  # not a comparison: an error; stashed in case it is the last (minimal) one
+        stats["failure"] = ("error", case, f"{type(exc).__name__}: {exc}", None)
+        raise exc
+    failures = [r for r in results if not r.ok]
+    message = failure_message(check, target, adapter, case, failures)
+    stats["failure"] = ("fail", case, message, max(r.ratio for r in failures))
+    raise AssertionError(message)
+
+
+def property_test(check, target, adapter, hypothesis_settings, stats, cases=None, seed_value=None):
+    """The Hypothesis test of `check` on `target`: draws cases, requires every comparison to hold, and keeps
+    `stats` (see `new_stats`); with `cases` (a list), appends every case run to it. Seeded with `seed_value`, else
+    with the check's own seed under a derandomized profile."""
+    hypothesis_settings = _check_settings(check, hypothesis_settings)
 
     def holds(case):
         if cases is not None:
             cases.append(case)
         try:
             results = run_check(check, adapter, case, target)
-        except Exception as exc:  # not a comparison: an error; stashed in case it is the last (minimal) one
-            stats["failure"] = ("error", case, f"{type(exc).__name__}: {exc}", None)
-            raise
-        stats["examples"] += 1
-        stats["worst"] = max([stats["worst"]] + [r.ratio for r in results if r.ok])
-        stats["explained"].update(r.message[len("explained: "):] for r in results if r.message.startswith("explained"))
-        failures = [r for r in results if not r.ok]
-        if failures:
-            message = failure_message(check, target, adapter, case, failures)
-            stats["failure"] = ("fail", case, message, max(r.ratio for r in failures))
-            raise AssertionError(message)
+        except Exception as exc:
+            _failed(check, target, adapter, case, stats, exc=exc)
+        _count(stats, results)
+        if not all(r.ok for r in results):
+            _failed(check, target, adapter, case, stats, results)
 
     test = hypothesis_settings(given(case=check.strategy(adapter))(holds))
-    return seed(check_seed(check))(test) if hypothesis_settings.derandomize else test
+    if seed_value is None and hypothesis_settings.derandomize:
+        seed_value = check_seed(check)
+    return test if seed_value is None else seed(seed_value)(test)
+
+
+def screen(check, targets, adapter, hypothesis_settings, seed_value, cases=None):
+    """One Hypothesis run of `check` for several `targets`: every case drawn runs on every target still passing.
+
+    A target's own test seeded alike draws exactly these cases as long as it passes (Hypothesis' choices depend
+    only on its seed and on the outcomes so far, and here every outcome is a pass: nothing is raised), so a target
+    that passes the screening has passed its own test, on the same cases, with the same stats. A target that fails
+    stops being run and keeps its first failing case (`failing`); its own test (`target_test`) then reaches that
+    case and shrinks it. Hypothesis' overhead and drawing, about 3 ms per example, half of the bare calls, are paid
+    once per case instead of once per target. Returns {target id: stats plus "failing" (None or the case)}."""
+    hypothesis_settings = _check_settings(check, hypothesis_settings)
+    screened = {t.id: dict(new_stats(), failing=None) for t in targets}
+
+    def holds(case):
+        if cases is not None:
+            cases.append(case)
+        for t in targets:
+            stats = screened[t.id]
+            if stats["failing"] is not None:
+                continue
+            try:
+                results = run_check(check, adapter, case, t)
+            except Exception:  # the target's own run reproduces it
+                stats["failing"] = case
+                continue
+            if all(r.ok for r in results):
+                _count(stats, results)
+            else:
+                stats["failing"] = case
+
+    seed(seed_value)(hypothesis_settings(given(case=check.strategy(adapter))(holds)))()
+    return screened
+
+
+def target_test(check, target, adapter, hypothesis_settings, stats, screened=None, seed_value=None):
+    """Run `check` on `target`, keeping `stats`; raise on a failure. With `screened` (this target's result of a
+    `screen` seeded with `seed_value`): nothing to run if it passed; if it failed, the target's own run from the
+    same seed reaches the same case and shrinks it; should that run pass (a failure that does not reproduce), the
+    screened case itself is run again and reported."""
+    if screened is None:
+        return property_test(check, target, adapter, hypothesis_settings, stats, seed_value=seed_value)()
+    if screened["failing"] is None:
+        stats.update({k: v for k, v in screened.items() if k != "failing"})
+        return None
+    property_test(check, target, adapter, hypothesis_settings, stats, seed_value=seed_value)()
+    case = screened["failing"]
+    try:
+        results = run_check(check, adapter, case, target)
+    except Exception as exc:
+        _failed(check, target, adapter, case, stats, exc=exc)
+    if not all(r.ok for r in results):
+        _failed(check, target, adapter, case, stats, results)
+    message = (f"check {check.id} on {target.id}: this case failed once and passes when run again (a flaky "
+               f"implementation or check)\nreproduce: {reproduce_command(check, target, adapter, case)}")
+    stats["failure"] = ("fail", case, message, None)
+    raise AssertionError(message)
