@@ -102,7 +102,7 @@ def row(area, tests, examples, seconds, floor):
             "ratio": floor / seconds if seconds else 0.0}
 
 
-def bench(adapter, all_targets, examples=20, areas=None, progress=None):
+def bench(adapter, all_targets, examples=100, areas=None, progress=None):
     """{"rows": one per area and a total, "failures": [(check, target, message)], "warm_up_s"}."""
     from .pytest_plugin import check_targets
     from .registry import CHECKS
@@ -145,9 +145,11 @@ def table(rows):
     return "\n".join(lines)
 
 
-def main(adapter_spec, examples=20, areas=None, device=None, dtype=None, attn=None, json_path=None, verbose=False,
-         out=sys.stdout):
-    """Run the bench and print the table; returns the result dict (rows, failures, startup, load averages)."""
+def main(adapter_spec, examples=100, areas=None, device=None, dtype=None, attn=None, json_path=None, verbose=False,
+         out=None):
+    """Run the bench and print the table (to `out`, default stdout); returns the result dict (rows, failures,
+    startup, load averages)."""
+    out = out or sys.stdout
     load_before = os.getloadavg()
     start = time.perf_counter()
     from .pytest_plugin import DEFAULT_DTYPES, load_adapter, make_targets

@@ -4,7 +4,7 @@ records, or reproduce a case.
     bert-conformance run [--report-dir reports] [--workers auto] [PYTEST ARGS...]
     bert-conformance report [--records reports/records] [--out reports]
     bert-conformance repro CHECK TARGET 'CASE JSON'
-    bert-conformance bench [--examples 20] [--area head,loss] [--device cpu] [--dtype float64] [--attn eager]
+    bert-conformance bench [--examples 100] [--area head,loss] [--device cpu] [--dtype float64] [--attn eager]
 """
 
 import argparse
@@ -97,7 +97,8 @@ def main(argv=None):
     from . import mutants
     mutants.add_parser(sub)  # `bert-conformance mutants`: the mutation self-check
     bench = sub.add_parser("bench", help=cmd_bench.__doc__)
-    bench.add_argument("--examples", type=int, default=20, help="examples per check and target (default: 20)")
+    bench.add_argument("--examples", type=int, default=100,
+                       help="examples per check and target (default: 100, as the ci profile)")
     bench.add_argument("--area", default=None, help="comma-separated areas (default: all)")
     bench.add_argument("--device", default=None, help="comma-separated devices (default: every one present)")
     bench.add_argument("--dtype", default=None, help="comma-separated dtypes (default: the suite's)")

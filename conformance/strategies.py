@@ -6,8 +6,8 @@ for the padding that metamorphic checks append.
 
 Few choices per case. Hypothesis spends ~0.1 ms on every choice it makes (and ~1 ms on every example); drawing each
 array element as its own choice (`hypothesis.extra.numpy.arrays`) cost ~10 ms per case, twice what the transformers
-forward and the reference cost together. So a case is a handful of choices: one `header` of small fields (sizes,
-config, flags), each one byte; one byte string per array; the weight seed. Every byte is generated uniformly and
+forward and the reference cost together. So a case is a handful of choices: two headers of small fields, each one
+byte (the config; sizes and flags); one byte string per array; the weight seed. Every byte is generated uniformly and
 shrinks toward 0 on its own, and a field or element is `low + byte % count`, so each one still shrinks toward its
 simplest value, element by element, as `arrays` did. Every array is laid out at its largest shape
 (`MAX_BATCH` x [`MAX_CHOICES` x] `MAX_LENGTH`) and the drawn shape is its leading corner: element (b, t) keeps its
