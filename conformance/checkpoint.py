@@ -30,6 +30,7 @@ releases differ in which buffers `BertModel` keeps in its state dict).
 
 import contextlib
 import functools
+import gc
 import importlib.util
 import json
 import re
@@ -319,13 +320,14 @@ class _Transformers:
     """What the real-weights checks need from transformers, bridged across releases. Built from the adapter (no
     subclass): `adapter.transformers` is the imported module, `adapter.version` its version."""
 
-    MODELS_KEPT = 2  # a 22M-parameter model per (head, config, attention, device, dtype); a test uses one
+    MODELS_KEPT = 2  # 22M parameters per (head, config, attention, device), in float64 and float32: ~270 MB each
 
     def __init__(self, adapter):
         self.adapter = adapter
         self.transformers = adapter.transformers
         self.version = adapter.version
         self._models = OrderedDict()
+        self._built = {}  # id(model) -> its adapter._Built
         self._reference = OrderedDict()
         self._reference_bytes = 0
 
@@ -375,24 +377,36 @@ class _Transformers:
     # models -----------------------------------------------------------------------------------------------------
 
     def model(self, head, overrides, attn="eager", device="cpu", dtype="float64"):
-        """transformers' `head` with the checkpoint's config plus `overrides`, in eval mode; kept for reuse
-        (the newest MODELS_KEPT)."""
-        key = (head, json.dumps(overrides, sort_keys=True), attn, device, dtype)
+        """transformers' `head` with the checkpoint's config plus `overrides`, in eval mode, computing in `dtype`.
+
+        Built once per (head, overrides, attention, device) and kept (the newest MODELS_KEPT): building costs
+        ~0.4 s of random initialisation that the checkpoint then overwrites, and the targets of a check take turns
+        on every case. A switch of dtype sets each parameter back to its tensor in that dtype (`adapter._Built`),
+        which still holds the weights loaded in it (forward and autograd do not write parameters), so
+        `load_weights` then copies only the head's own drawn parameters."""
+        from .adapter import _Built
+
+        key = (head, json.dumps(overrides, sort_keys=True), attn, device)
         if key in self._models:
             self._models.move_to_end(key)
-            return self._models[key]
-        from .adapter import TORCH_DTYPES
-
-        while len(self._models) >= self.MODELS_KEPT:
-            self._models.popitem(last=False)
-        config = self.transformers.BertConfig(**dict(load().config, **overrides), attn_implementation=attn)
-        model = getattr(self.transformers, head)(config)
-        actual = getattr(model.config, "_attn_implementation", "eager")
-        if actual != attn:
-            raise RuntimeError(f"asked for attention {attn!r}, transformers {self.version} chose {actual!r}")
-        model = model.to(device=device, dtype=TORCH_DTYPES[dtype]).eval()
-        self._models[key] = model
-        return model
+            built = self._models[key]
+        else:
+            # a check uses one head: the models of other heads go first (memory), then the least recently used
+            for stale in [k for k in self._models if k[:2] != key[:2]]:
+                del self._built[id(self._models.pop(stale).model)]
+            while len(self._models) >= self.MODELS_KEPT:
+                del self._built[id(self._models.popitem(last=False)[1].model)]
+            gc.collect()  # modules hold reference cycles: free the evicted parameters before allocating new ones
+            config = self.transformers.BertConfig(**dict(load().config, **overrides), attn_implementation=attn)
+            model = getattr(self.transformers, head)(config)
+            actual = getattr(model.config, "_attn_implementation", "eager")
+            if actual != attn:
+                raise RuntimeError(f"asked for attention {attn!r}, transformers {self.version} chose {actual!r}")
+            built = self._models[key] = _Built(model.to(device).eval())
+            built.checkpoint_in = set()  # the dtypes whose tensors hold the checkpoint, verified on loading
+            self._built[id(built.model)] = built
+        built.to(dtype)
+        return built.model
 
     @staticmethod
     def prefix(model):
@@ -409,6 +423,13 @@ class _Transformers:
         import torch
 
         prefix = self.prefix(model)
+        built = self._built.get(id(model))
+        if built is not None and built.dtype in built.checkpoint_in:  # verified when loaded in this dtype
+            params = dict(model.named_parameters())
+            with torch.no_grad():
+                for name, value in head_params.items():
+                    params[name].copy_(torch.from_numpy(np.asarray(value, dtype=np.float32)))
+            return prefix
         own = model.state_dict(keep_vars=True)
         state = {prefix + k: torch.from_numpy(v) for k, v in load().weights.items() if prefix + k in own}
         unused = [k for k in load().weights if prefix + k not in own]
@@ -425,6 +446,8 @@ class _Transformers:
             raise AssertionError(f"{type(model).__name__} (transformers {self.version}): parameters not loaded "
                                  f"{not_loaded}; missing keys that are neither buffers nor tied {strays}; "
                                  f"unexpected keys {list(unexpected)}")
+        if built is not None:
+            built.checkpoint_in.add(built.dtype)
         return prefix
 
     def head_parameter_shapes(self, model, head):
@@ -464,7 +487,7 @@ class _Transformers:
 
     # the reference ----------------------------------------------------------------------------------------------
 
-    REFERENCE_BYTES = 512 * 2**20  # reference outputs kept, so that the targets of a check share them
+    REFERENCE_BYTES = 128 * 2**20  # reference outputs kept (at least one case), so that a check's targets share them
 
     def reference(self, case, head, config, weights, inputs, labels):
         """The reference's outputs for `case` (cached by the case: every target of a check draws the same cases

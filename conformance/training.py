@@ -15,6 +15,7 @@ import reference
 from reference import masking, optim, schedules
 
 from .compare import Comparison, Tolerance, compare, tolerance
+from .strategies import _bytes, _header
 
 SCHEDULES = tuple(schedules.MULTIPLIERS) + tuple(schedules.STATEFUL)
 HEADS = ("BertModel", "BertForPreTraining", "BertForMaskedLM", "BertLMHeadModel", "BertForNextSentencePrediction",
@@ -61,8 +62,12 @@ def _refusals(reference_call, adapter_call):
 
 # --- schedules -------------------------------------------------------------------------------------------------
 
-lrs = st.sampled_from([1e-5, 3e-4, 1e-3, 0.01, 0.1, 0.5, 1.0])
-dyadic_metrics = st.integers(-16, 16).map(lambda k: k / 8)  # exact sums: a running mean is order-independent
+LRS = (1e-5, 3e-4, 1e-3, 0.01, 0.1, 0.5, 1.0)
+METRICS = 40  # the longest metric sequence of a stateful schedule
+
+# Few choices per case, as in conformance.strategies (Hypothesis spends ~0.3 ms on every choice here, ~1 ms on every
+# example, against ~1 ms for a schedule's bare calls): a case is a header of one-byte fields, `low + byte % count`,
+# each of which shrinks toward its first (simplest) value on its own, and, for sequences, one byte string.
 
 
 def schedule_rules(adapter, name):
@@ -74,74 +79,106 @@ def schedule_rules(adapter, name):
     return {}
 
 
+def _pick(byte, options):
+    return options[int(byte) % len(options)]
+
+
+def _unit(hi, lo):
+    """A float in [0, 1] from two bytes (65536 levels), for parameters drawn from a continuous range."""
+    return (256 * int(hi) + int(lo)) / 65535
+
+
+def _lr_header(draw, extra=()):
+    """The base lrs of 1-3 parameter groups and `lr_init` (the first group's, or another), plus `extra` fields."""
+    h = _header(draw, [("groups", 3), ("lr0", 7), ("lr1", 7), ("lr2", 7), ("lr_init", 8)] + list(extra))
+    base_lrs = [LRS[h[f"lr{i}"]] for i in range(1 + h["groups"])]
+    lr_init = base_lrs[0] if h["lr_init"] == 0 else LRS[h["lr_init"] - 1]
+    return h, base_lrs, lr_init
+
+
+SCHEDULE_FIELDS = [("warmup", 13), ("total", 25), ("total_is_warmup", 2), ("extra_steps", 13), ("resume", 256),
+                   ("a", 256), ("b", 256), ("c", 256), ("d", 256), ("e", 256), ("f", 256), ("g", 256)]
+
+
 @st.composite
 def schedule_cases(draw, name, wsd_v2=True):
     """Parameters for schedule `name`: warmup 0, inside, equal to and beyond the total; 1-3 parameter groups with
-    different base lrs; sometimes parameters the schedule refuses; sometimes a save/reload in the middle."""
-    warmup = draw(st.integers(0, 12))
-    total = draw(st.one_of(st.integers(0, 24), st.just(warmup)))
-    base_lrs = draw(st.lists(lrs, min_size=1, max_size=3))
-    lr_init = draw(st.one_of(st.just(base_lrs[0]), lrs))
+    different base lrs; sometimes parameters the schedule refuses; sometimes a save/reload in the middle. One header
+    of one-byte fields; `a`..`g` are the schedule's own."""
+    h, base_lrs, lr_init = _lr_header(draw, SCHEDULE_FIELDS)
+    warmup = h["warmup"]
+    total = warmup if h["total_is_warmup"] else h["total"]
+    a, b, c, d, e, f, g = (h[k] for k in "abcdefg")
     p = {"num_warmup_steps": warmup, "num_training_steps": total}
     if name == "constant":
         p = {}
     elif name in ("constant_with_warmup", "inverse_sqrt"):
         del p["num_training_steps"]
         if name == "inverse_sqrt":
-            p["timescale"] = draw(st.one_of(st.none(), st.integers(1, 30)))
-    elif name == "cosine":
-        p["num_cycles"] = draw(st.one_of(st.just(0.5), st.floats(0, 3, width=32), st.integers(0, 3)))
+            p["timescale"] = None if a % 31 == 0 else a % 31
+    elif name == "cosine":  # the default, an integer 0-3, or any float32 in [0, 3]
+        p["num_cycles"] = _pick(a, (0.5, b % 4, float(np.float32(3 * _unit(b, c)))))
     elif name == "cosine_with_restarts":
-        p["num_cycles"] = draw(st.integers(1, 4))
+        p["num_cycles"] = 1 + a % 4
     elif name == "polynomial":
-        p["lr_end"] = draw(st.one_of(st.just(1e-7), st.sampled_from([0.0, lr_init * 0.25, lr_init, lr_init * 2])))
-        p["power"] = draw(st.one_of(st.just(1.0), st.floats(0.25, 3, width=32)))
+        p["lr_end"] = _pick(a, (1e-7, 0.0, lr_init * 0.25, lr_init, lr_init * 2))
+        p["power"] = 1.0 if b % 2 == 0 else float(np.float32(0.25 + 2.75 * _unit(c, d)))
     elif name in ("cosine_with_min_lr", "cosine_warmup_with_min_lr"):
-        p["num_cycles"] = draw(st.one_of(st.just(0.5), st.floats(0, 2, width=32)))
-        which = draw(st.sampled_from(["min_lr", "min_lr_rate", "min_lr_rate", "both", "neither"]))
+        p["num_cycles"] = 0.5 if a % 2 == 0 else float(np.float32(2 * _unit(b, c)))
+        which = _pick(d, ("min_lr", "min_lr_rate", "min_lr_rate", "both", "neither"))
         if which in ("min_lr", "both"):
-            p["min_lr"] = draw(st.sampled_from([0.0, lr_init * 0.1, lr_init * 0.5]))
+            p["min_lr"] = _pick(e, (0.0, lr_init * 0.1, lr_init * 0.5))
         if which in ("min_lr_rate", "both"):
-            p["min_lr_rate"] = draw(st.sampled_from([0.0, 0.05, 0.1, 0.5, 1.0]))
+            p["min_lr_rate"] = _pick(f, (0.0, 0.05, 0.1, 0.5, 1.0))
         if name == "cosine_warmup_with_min_lr":
-            p["warmup_lr_rate"] = draw(st.one_of(st.none(), st.sampled_from([0.0, 0.01, 0.5])))
+            p["warmup_lr_rate"] = _pick(g, (None, 0.0, 0.01, 0.5))
     elif name == "warmup_stable_decay":
-        p = {"num_warmup_steps": warmup, "num_decay_steps": draw(st.integers(0, 12))}
-        if wsd_v2 and draw(st.booleans()):
+        p = {"num_warmup_steps": warmup, "num_decay_steps": a % 13}
+        if wsd_v2 and b % 2:
             p["num_training_steps"] = total
-        if draw(st.booleans()) or "num_training_steps" not in p:
-            p["num_stable_steps"] = draw(st.integers(0, 12))
-        if wsd_v2:  # before 4.49: linear warmup and cosine decay only
-            shapes = st.sampled_from(schedules.WSD_SHAPES + ("exponential",) * (draw(st.integers(0, 9)) == 0))
-            p.update(warmup_type=draw(shapes), decay_type=draw(shapes))
-        p.update(min_lr_ratio=draw(st.sampled_from([0.0, 0.1, 0.5])),
-                 num_cycles=draw(st.one_of(st.just(0.5), st.floats(0, 2, width=32))))
-    steps = max(warmup, total, p.get("num_stable_steps", 0)) + draw(st.integers(0, 12))
+        if (b // 2) % 2 or "num_training_steps" not in p:
+            p["num_stable_steps"] = c % 13
+        if wsd_v2:  # before 4.49: linear warmup and cosine decay only; "exponential" (refused) now and then
+            shapes = schedules.WSD_SHAPES + ("exponential",) * (d % 10 == 9)
+            p.update(warmup_type=_pick(e, shapes), decay_type=_pick(f, shapes))
+        p.update(min_lr_ratio=_pick(g, (0.0, 0.1, 0.5)),
+                 num_cycles=0.5 if (b // 4) % 2 == 0 else float(np.float32(2 * _unit(d, g))))
+    steps = max(warmup, total, p.get("num_stable_steps", 0)) + h["extra_steps"]
+    resume_at = None if h["resume"] % (steps + 2) == 0 else h["resume"] % (steps + 2) - 1
     return TrainingCase(name, {"schedule": p, "base_lrs": base_lrs, "lr_init": lr_init, "steps": steps,
-                               "resume_at": draw(st.one_of(st.none(), st.integers(0, steps)))})
+                               "resume_at": resume_at})
+
+
+STATEFUL_FIELDS = [("mode", 2), ("factor", 3), ("patience", 5), ("threshold", 3), ("threshold_mode", 2),
+                   ("cooldown", 4), ("min_lr", 3), ("eps", 2), ("warmup", 4), ("max_lr", 2), ("smooth", 2),
+                   ("window_size", 5), ("reset_start", 4), ("refused", 10), ("refused_factor", 2), ("length", METRICS),
+                   ("resume", 256)]
 
 
 @st.composite
 def stateful_schedule_cases(draw, name):
     """A metric sequence (multiples of 1/8, so plateaus, ties and improvements all occur) and the scheduler's
-    parameters, small enough that reductions, cooldowns, increases and resets happen within the sequence."""
-    base_lrs = draw(st.lists(lrs, min_size=1, max_size=3))
-    p = {"mode": draw(st.sampled_from(["min", "max"])),
-         "factor": draw(st.sampled_from([0.1, 0.5, 0.9])),
-         "patience": draw(st.integers(0, 4)),
-         "threshold": draw(st.sampled_from([0.0, 1e-4, 0.125])),
-         "threshold_mode": draw(st.sampled_from(["rel", "abs"])),
-         "cooldown": draw(st.integers(0, 3)),
-         "min_lr": draw(st.sampled_from([0.0, 1e-4, 0.01])),
-         "eps": draw(st.sampled_from([1e-8, 0.0]))}
+    parameters, small enough that reductions, cooldowns, increases and resets happen within the sequence. One header
+    and one byte string of metrics."""
+    h, base_lrs, _ = _lr_header(draw, STATEFUL_FIELDS)
+    p = {"mode": ("min", "max")[h["mode"]],
+         "factor": (0.1, 0.5, 0.9)[h["factor"]],
+         "patience": h["patience"],
+         "threshold": (0.0, 1e-4, 0.125)[h["threshold"]],
+         "threshold_mode": ("rel", "abs")[h["threshold_mode"]],
+         "cooldown": h["cooldown"],
+         "min_lr": (0.0, 1e-4, 0.01)[h["min_lr"]],
+         "eps": (1e-8, 0.0)[h["eps"]]}
     if name == "greedy":
-        p.update(warmup=draw(st.integers(0, 3)), max_lr=draw(st.sampled_from([1.0, 0.2])),
-                 smooth=draw(st.booleans()), window_size=draw(st.integers(1, 5)), reset_start=draw(st.integers(1, 4)))
-    if draw(st.integers(0, 9)) == 0:
-        p["factor"] = draw(st.sampled_from([1.0, 1.5]))  # refused by both
-    metrics = draw(st.lists(dyadic_metrics, min_size=1, max_size=40))
+        p.update(warmup=h["warmup"], max_lr=(1.0, 0.2)[h["max_lr"]], smooth=bool(h["smooth"]),
+                 window_size=1 + h["window_size"], reset_start=1 + h["reset_start"])
+    if h["refused"] == 9:
+        p["factor"] = (1.0, 1.5)[h["refused_factor"]]  # refused by both
+    # exact sums: a running mean is order-independent
+    metrics = [(int(v) % 33 - 16) / 8 for v in _bytes(draw, METRICS)[:1 + h["length"]]]
+    resume = h["resume"] % (len(metrics) + 1)
     return TrainingCase(name, {"schedule": p, "base_lrs": base_lrs, "lr_init": base_lrs[0], "metrics": metrics,
-                               "resume_at": draw(st.one_of(st.none(), st.integers(0, len(metrics) - 1)))})
+                               "resume_at": None if resume == 0 else resume - 1})
 
 
 def schedule_strategy(name):
@@ -178,27 +215,32 @@ def schedule_catalog(adapter, case, target):
 # --- AdamW -----------------------------------------------------------------------------------------------------
 
 
+ADAMW_INVALID = (("lr", -1e-3), ("eps", -1e-8), ("betas", [1.0, 0.999]), ("betas", [0.9, 1.5]), ("betas", [-0.1, 0.999]))
+ADAMW_FIELDS = [("tensors", 3), ("rows0", 4), ("cols0", 3), ("rows1", 4), ("cols1", 3), ("rows2", 4), ("cols2", 3),
+                ("steps", 6), ("scale", 3), ("lr", 4), ("beta1", 3), ("beta2", 3), ("eps", 3), ("weight_decay", 4),
+                ("flag", 2), ("invalid", len(ADAMW_INVALID)), ("seed0", 256), ("seed1", 256), ("seed2", 256),
+                ("seed3", 256)]
+
+
 @st.composite
 def adamw_cases(draw, variant, invalid=False):
     """1-3 parameter tensors, 1-6 steps of gradients on scales 1e-3..1e3 (so eps matters in some and not in
-    others), and hyper-parameters across their ranges: beta 0, weight decay 0, amsgrad / correct_bias both ways."""
-    shapes = draw(st.lists(st.tuples(st.integers(1, 4), st.integers(1, 3)), min_size=1, max_size=3))
-    seed, steps = draw(st.integers(0, 2**32 - 1)), draw(st.integers(1, 6))
-    scale = draw(st.sampled_from([1e-3, 1.0, 1e3]))
+    others), and hyper-parameters across their ranges: beta 0, weight decay 0, amsgrad / correct_bias both ways.
+    One header; the tensors come from its seed."""
+    h = _header(draw, ADAMW_FIELDS)
+    shapes = [(1 + h[f"rows{i}"], 1 + h[f"cols{i}"]) for i in range(1 + h["tensors"])]
+    seed = int.from_bytes(bytes(h[f"seed{i}"] for i in range(4)), "big")
+    steps, scale = 1 + h["steps"], (1e-3, 1.0, 1e3)[h["scale"]]
     rng = np.random.default_rng(seed)
     params = [rng.standard_normal(s).tolist() for s in shapes]
     grads = [[(scale * rng.standard_normal(s)).tolist() for s in shapes] for _ in range(steps)]
-    hyper = {"lr": draw(st.sampled_from([1e-4, 1e-3, 0.01, 0.1])),
-             "betas": [draw(st.sampled_from([0.0, 0.5, 0.9])), draw(st.sampled_from([0.0, 0.9, 0.999]))],
-             "eps": draw(st.sampled_from([1e-8, 1e-6, 1e-3])),
-             "weight_decay": draw(st.sampled_from([0.0, 0.01, 0.1, 0.5]))}
-    if variant == "transformers.AdamW":
-        hyper["correct_bias"] = draw(st.booleans())
-    else:
-        hyper["amsgrad"] = draw(st.booleans())
+    hyper = {"lr": (1e-4, 1e-3, 0.01, 0.1)[h["lr"]],
+             "betas": [(0.0, 0.5, 0.9)[h["beta1"]], (0.0, 0.9, 0.999)[h["beta2"]]],
+             "eps": (1e-8, 1e-6, 1e-3)[h["eps"]],
+             "weight_decay": (0.0, 0.01, 0.1, 0.5)[h["weight_decay"]]}
+    hyper["correct_bias" if variant == "transformers.AdamW" else "amsgrad"] = bool(h["flag"])
     if invalid:
-        key, bad = draw(st.sampled_from([("lr", -1e-3), ("eps", -1e-8), ("betas", [1.0, 0.999]),
-                                         ("betas", [0.9, 1.5]), ("betas", [-0.1, 0.999])]))
+        key, bad = ADAMW_INVALID[h["invalid"]]
         hyper[key] = bad
     return TrainingCase(variant, {"params": params, "grads": grads, "hyper": hyper})
 
@@ -236,11 +278,12 @@ def adamw_refuses(adapter, case, target):
 @st.composite
 def decay_cases(draw):
     """Any head, with 1-3 layers (the parameter names are what matter)."""
-    heads = draw(st.integers(1, 2))
-    config = dict(vocab_size=8, hidden_size=2 * heads, num_hidden_layers=draw(st.integers(1, 3)),
+    h = _header(draw, [("head", len(HEADS)), ("heads", 2), ("layers", 3), ("is_decoder", 2)])
+    heads = 1 + h["heads"]
+    config = dict(vocab_size=8, hidden_size=2 * heads, num_hidden_layers=1 + h["layers"],
                   num_attention_heads=heads, intermediate_size=4, max_position_embeddings=8,
-                  is_decoder=draw(st.booleans()), num_labels=2)
-    return TrainingCase(draw(st.sampled_from(HEADS)), {"config": config})
+                  is_decoder=bool(h["is_decoder"]), num_labels=2)
+    return TrainingCase(HEADS[h["head"]], {"config": config})
 
 
 def decay_grouping(adapter, case, target):
@@ -272,24 +315,31 @@ def _replacements(adapter):
     return REPLACEMENTS if adapter.collator_replacement_configurable else REPLACEMENTS[:1]
 
 
+MASKING_ROWS, MASKING_LENGTH = 6, 12
+MASKING_INVALID = ({"mlm_probability": 1.5}, {"mlm_probability": -0.1}, {"mask_replace_prob": 1.2},
+                   {"random_replace_prob": -0.2}, {"mask_replace_prob": 0.7, "random_replace_prob": 0.5})
+
+
 @st.composite
 def masking_cases(draw, return_tensors, replacements=REPLACEMENTS, invalid=False):
     """A small batch of rows of any ids (special ones included) and lengths (the collator pads), and collator
-    settings: mlm on or off, any masking probability 0..1 and replacement split the version allows."""
-    vocab_size = draw(st.integers(6, 40))
-    rows = draw(st.lists(st.lists(st.integers(0, vocab_size - 1), min_size=1, max_size=12), min_size=1, max_size=6))
-    settings = {"mlm": draw(st.booleans()), "mlm_probability": draw(st.sampled_from([0.0, 0.15, 0.5, 1.0]))}
-    mask, rand = draw(st.sampled_from(replacements))
-    settings.update(mask_replace_prob=mask, random_replace_prob=rand)
+    settings: mlm on or off, any masking probability 0..1 and replacement split the version allows. One header and
+    one byte string of ids."""
+    bad = MASKING_INVALID if len(replacements) > 1 else MASKING_INVALID[:2]
+    h = _header(draw, [("vocab", 35), ("rows", MASKING_ROWS)] + [(f"len{i}", MASKING_LENGTH) for i in
+                                                                   range(MASKING_ROWS)]
+                + [("mlm", 2), ("probability", 4), ("replacement", len(replacements)), ("invalid", len(bad)),
+                   ("seed0", 256), ("seed1", 256), ("seed2", 256), ("seed3", 256)])
+    vocab_size = 6 + h["vocab"]
+    ids = (_bytes(draw, MASKING_ROWS * MASKING_LENGTH) % vocab_size).reshape(MASKING_ROWS, MASKING_LENGTH)
+    rows = [ids[i, :1 + h[f"len{i}"]].tolist() for i in range(1 + h["rows"])]
+    settings = {"mlm": bool(h["mlm"]), "mlm_probability": (0.0, 0.15, 0.5, 1.0)[h["probability"]]}
+    settings["mask_replace_prob"], settings["random_replace_prob"] = replacements[h["replacement"]]
     if invalid:
         settings["mlm"] = True
-        bad = [{"mlm_probability": 1.5}, {"mlm_probability": -0.1}]
-        if len(replacements) > 1:
-            bad += [{"mask_replace_prob": 1.2}, {"random_replace_prob": -0.2},
-                    {"mask_replace_prob": 0.7, "random_replace_prob": 0.5}]
-        settings.update(draw(st.sampled_from(bad)))
-    return TrainingCase(return_tensors, {"vocab_size": vocab_size, "rows": rows, "settings": settings,
-                                         "seed": draw(st.integers(0, 2**31 - 1))})
+        settings.update(bad[h["invalid"]])
+    seed = int.from_bytes(bytes(h[f"seed{i}"] for i in range(4)), "big") % 2**31
+    return TrainingCase(return_tensors, {"vocab_size": vocab_size, "rows": rows, "settings": settings, "seed": seed})
 
 
 def _collate(adapter, case):
