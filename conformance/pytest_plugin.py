@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import re
+import sys
 import time
 
 import pytest
@@ -275,6 +276,16 @@ def worker_id(config):
     return getattr(config, "workerinput", {}).get("workerid", "main")
 
 
+def peak_rss_mb():
+    """This process's peak resident memory so far, in MiB (a worker's, under xdist), or None where unknown."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)  # bytes on macOS, KiB on Linux
+
+
 def check_record(item, report):
     """The JSON record of one (check, target) test: outcome, examples, largest error/tolerance, duration and, for
     a failure, the minimal counterexample and the command that reproduces it."""
@@ -307,6 +318,7 @@ def check_record(item, report):
         "tolerance": tol,
         "explained": props.get("explained") or [],
         "duration_s": round(report.duration, 3),
+        "peak_rss_mb": peak_rss_mb(),
         "message": message,
         "traceback": str(report.longrepr)[-4000:] if outcome == "error" else None,
         "counterexample": props.get("counterexample") if failed else None,

@@ -291,8 +291,9 @@ def version_note(matrix, impl, version):
                and c.record]
     examples = sum(r.get("examples") or 0 for r in records)
     seconds = sum(r.get("duration_s") or 0 for r in records)
+    peaks = [r["peak_rss_mb"] for r in records if r.get("peak_rss_mb")]
     return (f"{env_text(matrix.envs.get((impl, version), {}))}; {examples} examples drawn in {seconds:.0f} s of "
-            "test time")
+            "test time" + (f"; peak memory of a test process {max(peaks):.0f} MiB" if peaks else ""))
 
 
 def unfinished_runs(matrix):

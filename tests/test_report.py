@@ -275,7 +275,7 @@ def read_run(report_dir):
 
 RECORD_KEYS = {"type", "schema", "run_id", "worker", "check", "area", "head", "target", "device", "dtype", "attn",
                "outcome", "examples", "max_error_ratio", "failure_ratio", "tolerance", "explained", "duration_s",
-               "message", "traceback", "counterexample", "reproduce", "env", "time"}
+               "message", "traceback", "counterexample", "reproduce", "env", "time", "peak_rss_mb"}
 ENV_KEYS = {"implementation", "version", "torch", "numpy", "python", "platform", "devices", "hypothesis_profile",
             "hypothesis_seed", "max_examples"}
 
@@ -309,7 +309,7 @@ def test_record_format(plain_run):
     record = records["schedule.linear", T64]
     assert set(record) == RECORD_KEYS
     assert record["run_id"] == run["run_id"] and record["worker"] == "main" and record["env"] == run["env"]
-    assert record["examples"] >= 1 and record["duration_s"] >= 0
+    assert record["examples"] >= 1 and record["duration_s"] >= 0 and 50 < record["peak_rss_mb"] < 8192
     # the installed version passes (the usual case) or fails it: then with a counterexample and a repro command
     assert record["outcome"] in ("pass", "fail") and run["exitstatus"] == (record["outcome"] == "fail")
     assert (record["counterexample"] is not None) == (record["reproduce"] is not None) == (record["outcome"] == "fail")
