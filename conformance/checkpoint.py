@@ -327,7 +327,6 @@ class _Transformers:
         self.transformers = adapter.transformers
         self.version = adapter.version
         self._models = OrderedDict()
-        self._built = {}  # id(model) -> its adapter._Built
         self._reference = OrderedDict()
         self._reference_bytes = 0
 
@@ -393,9 +392,9 @@ class _Transformers:
         else:
             # a check uses one head: the models of other heads go first (memory), then the least recently used
             for stale in [k for k in self._models if k[:2] != key[:2]]:
-                del self._built[id(self._models.pop(stale).model)]
+                del self._models[stale]
             while len(self._models) >= self.MODELS_KEPT:
-                del self._built[id(self._models.popitem(last=False)[1].model)]
+                self._models.popitem(last=False)
             gc.collect()  # modules hold reference cycles: free the evicted parameters before allocating new ones
             config = self.transformers.BertConfig(**dict(load().config, **overrides), attn_implementation=attn)
             model = getattr(self.transformers, head)(config)
@@ -404,9 +403,14 @@ class _Transformers:
                 raise RuntimeError(f"asked for attention {attn!r}, transformers {self.version} chose {actual!r}")
             built = self._models[key] = _Built(model.to(device).eval())
             built.checkpoint_in = set()  # the dtypes whose tensors hold the checkpoint, verified on loading
-            self._built[id(built.model)] = built
         built.to(dtype)
         return built.model
+
+    def forget_models(self):
+        """Drop every kept model: for whoever changed one's parameters other than through `load_weights` (a test
+        that plants a fault), since a kept model's encoder is not loaded again."""
+        self._models.clear()
+        gc.collect()
 
     @staticmethod
     def prefix(model):
@@ -423,7 +427,7 @@ class _Transformers:
         import torch
 
         prefix = self.prefix(model)
-        built = self._built.get(id(model))
+        built = next((b for b in self._models.values() if b.model is model), None)
         if built is not None and built.dtype in built.checkpoint_in:  # verified when loaded in this dtype
             params = dict(model.named_parameters())
             with torch.no_grad():

@@ -208,9 +208,12 @@ def test_encoder_check_can_fail(tf, h, monkeypatch):
 
     monkeypatch.setattr(checkpoint._Transformers, "load_weights", off)
     check = next(c for c in CHECKS if c.id == "checkpoint.encoder")
-    for target in (Target("cpu", "float64", "eager"), Target("cpu", "float32", "eager")):
-        with pytest.raises(AssertionError, match="last_hidden_state: mismatched"):
-            run_check(check, tf, target, 1)
+    try:
+        for target in (Target("cpu", "float64", "eager"), Target("cpu", "float32", "eager")):
+            with pytest.raises(AssertionError, match="last_hidden_state: mismatched"):
+                run_check(check, tf, target, 1)
+    finally:
+        h.forget_models()  # the models with the planted fault must not serve later tests
 
 
 def test_untied_decoder_fails(tf, h, monkeypatch):
@@ -228,7 +231,7 @@ def test_untied_decoder_fails(tf, h, monkeypatch):
         with pytest.raises(AssertionError, match="not the word-embedding matrix"):
             run_check(check, tf, Target("cpu", "float64", "eager"), 1)
     finally:
-        h._models.clear()  # the untied model must not serve later tests
+        h.forget_models()  # the untied model must not serve later tests
 
 
 def test_mean_pooling_matches_sentence_transformers(h):
