@@ -401,9 +401,14 @@ class _Transformers:
             actual = getattr(model.config, "_attn_implementation", "eager")
             if actual != attn:
                 raise RuntimeError(f"asked for attention {attn!r}, transformers {self.version} chose {actual!r}")
-            built = self._models[key] = _Built(model.to(device).eval())
+            built = _Built(model.to(device).eval())
             built.checkpoint_in = set()  # the dtypes whose tensors hold the checkpoint, verified on loading
+            twin = next((b for k, b in self._models.items() if k[:2] == key[:2] and k[3] == device), None)
+            if twin is not None:
+                _share_parameters(twin, built)
+            self._models[key] = built
         built.to(dtype)
+        built.data[dtype] = ([p.data for p in built.params], built.loaded)  # a twin switching to dtype finds them
         return built.model
 
     def forget_models(self):
@@ -491,7 +496,7 @@ class _Transformers:
 
     # the reference ----------------------------------------------------------------------------------------------
 
-    REFERENCE_BYTES = 128 * 2**20  # reference outputs kept (at least one case), so that a check's targets share them
+    REFERENCE_BYTES = 64 * 2**20  # reference outputs kept (at least one case), so that a check's targets share them
 
     def reference(self, case, head, config, weights, inputs, labels):
         """The reference's outputs for `case` (cached by the case: every target of a check draws the same cases
@@ -512,6 +517,19 @@ class _Transformers:
         while self._reference_bytes > self.REFERENCE_BYTES and len(self._reference) > 1:
             self._reference_bytes -= self._reference.popitem(last=False)[1][1]
         return out
+
+
+def _share_parameters(twin, built):
+    """Make `built` (the same head and config as `twin`, another attention implementation) compute with `twin`'s
+    parameter tensors, in every dtype: one copy of the 22M parameters serves both (the targets of a check take turns
+    on each case, and both hold the same weights: the checkpoint and the case's head parameters). Loading into one
+    loads into both."""
+    if [tuple(p.shape) for p in twin.params] != [tuple(p.shape) for p in built.params] or not twin.swap:
+        return
+    for p, q in zip(built.params, twin.params):
+        p.data = q.data
+    built.data, built.checkpoint_in = twin.data, twin.checkpoint_in  # the same objects: dtype -> tensors, loaded
+    built.dtype, built.loaded = twin.dtype, twin.loaded
 
 
 def one_blas_thread():
@@ -696,11 +714,13 @@ def weights_loaded(adapter, case, target):
     model = h.model("BertModel", {}, target.attn, target.device, target.dtype)
     h.load_weights(model, {})
     exact = EXACT if target.dtype in ("float32", "float64") else _tol(target)
-    params = {n: p.detach().to("cpu", torch.float64).numpy() for n, p in model.named_parameters()}
+    params = dict(model.named_parameters())
     results = [Comparison("parameters", set(params) == set(load().weights), 0.0,
                           f"model only: {sorted(set(params) - set(load().weights))}; checkpoint only: "
                           f"{sorted(set(load().weights) - set(params))}")]
-    results += [compare(name, params[name], value, exact) for name, value in weights64().items() if name in params]
+    # one parameter at a time in float64 (all at once would hold a third copy of the 22M parameters)
+    results += [compare(name, params[name].detach().to("cpu", torch.float64).numpy(), value, exact)
+                for name, value in weights64().items() if name in params]
     buffers = dict(model.named_buffers())
     for name, value in load().buffers.items():
         if name in buffers:
