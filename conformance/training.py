@@ -88,6 +88,14 @@ def _unit(hi, lo):
     return (256 * int(hi) + int(lo)) / 65535
 
 
+SEED_FIELDS = [(f"seed{i}", 256) for i in range(4)]  # a 32-bit seed as four header bytes
+
+
+def _seed(h):
+    """The 32-bit seed of a header with SEED_FIELDS."""
+    return int.from_bytes(bytes(h[f"seed{i}"] for i in range(4)), "big")
+
+
 def _lr_header(draw, extra=()):
     """The base lrs of 1-3 parameter groups and `lr_init` (the first group's, or another), plus `extra` fields."""
     h = _header(draw, [("groups", 3), ("lr0", 7), ("lr1", 7), ("lr2", 7), ("lr_init", 8)] + list(extra))
@@ -218,8 +226,7 @@ def schedule_catalog(adapter, case, target):
 ADAMW_INVALID = (("lr", -1e-3), ("eps", -1e-8), ("betas", [1.0, 0.999]), ("betas", [0.9, 1.5]), ("betas", [-0.1, 0.999]))
 ADAMW_FIELDS = [("tensors", 3), ("rows0", 4), ("cols0", 3), ("rows1", 4), ("cols1", 3), ("rows2", 4), ("cols2", 3),
                 ("steps", 6), ("scale", 3), ("lr", 4), ("beta1", 3), ("beta2", 3), ("eps", 3), ("weight_decay", 4),
-                ("flag", 2), ("invalid", len(ADAMW_INVALID)), ("seed0", 256), ("seed1", 256), ("seed2", 256),
-                ("seed3", 256)]
+                ("flag", 2), ("invalid", len(ADAMW_INVALID))] + SEED_FIELDS
 
 
 @st.composite
@@ -229,7 +236,7 @@ def adamw_cases(draw, variant, invalid=False):
     One header; the tensors come from its seed."""
     h = _header(draw, ADAMW_FIELDS)
     shapes = [(1 + h[f"rows{i}"], 1 + h[f"cols{i}"]) for i in range(1 + h["tensors"])]
-    seed = int.from_bytes(bytes(h[f"seed{i}"] for i in range(4)), "big")
+    seed = _seed(h)
     steps, scale = 1 + h["steps"], (1e-3, 1.0, 1e3)[h["scale"]]
     rng = np.random.default_rng(seed)
     params = [rng.standard_normal(s).tolist() for s in shapes]
@@ -326,10 +333,9 @@ def masking_cases(draw, return_tensors, replacements=REPLACEMENTS, invalid=False
     settings: mlm on or off, any masking probability 0..1 and replacement split the version allows. One header and
     one byte string of ids."""
     bad = MASKING_INVALID if len(replacements) > 1 else MASKING_INVALID[:2]
-    h = _header(draw, [("vocab", 35), ("rows", MASKING_ROWS)] + [(f"len{i}", MASKING_LENGTH) for i in
-                                                                   range(MASKING_ROWS)]
-                + [("mlm", 2), ("probability", 4), ("replacement", len(replacements)), ("invalid", len(bad)),
-                   ("seed0", 256), ("seed1", 256), ("seed2", 256), ("seed3", 256)])
+    lengths = [(f"len{i}", MASKING_LENGTH) for i in range(MASKING_ROWS)]
+    h = _header(draw, [("vocab", 35), ("rows", MASKING_ROWS)] + lengths + [
+        ("mlm", 2), ("probability", 4), ("replacement", len(replacements)), ("invalid", len(bad))] + SEED_FIELDS)
     vocab_size = 6 + h["vocab"]
     ids = (_bytes(draw, MASKING_ROWS * MASKING_LENGTH) % vocab_size).reshape(MASKING_ROWS, MASKING_LENGTH)
     rows = [ids[i, :1 + h[f"len{i}"]].tolist() for i in range(1 + h["rows"])]
@@ -338,7 +344,7 @@ def masking_cases(draw, return_tensors, replacements=REPLACEMENTS, invalid=False
     if invalid:
         settings["mlm"] = True
         settings.update(bad[h["invalid"]])
-    seed = int.from_bytes(bytes(h[f"seed{i}"] for i in range(4)), "big") % 2**31
+    seed = _seed(h) % 2**31
     return TrainingCase(return_tensors, {"vocab_size": vocab_size, "rows": rows, "settings": settings, "seed": seed})
 
 
