@@ -110,14 +110,55 @@ class TransformersAdapter:
             models.move_to_end(key)
             return models[key]
         bert_config = self.transformers.BertConfig(**json.loads(config_json), attn_implementation=attn)
-        model = getattr(self.transformers, head)(bert_config)
+        model = self._construct(head, bert_config)
         actual = getattr(model.config, "_attn_implementation", "eager")
         if actual != attn:
             raise RuntimeError(f"asked for attention {attn!r}, transformers {self.version} chose {actual!r}")
         while len(models) >= self.MODELS_KEPT:
             models.popitem(last=False)
-        models[key] = built = _Built(model.to(device).eval())
+        models[key] = built = _Built((model if device == "cpu" else model.to(device)).eval())
         return built
+
+    def _construct(self, head, bert_config):
+        """`head(bert_config)`, without the random initialization where this version can skip it (its own
+        `no_init_weights`; a third of a tiny model's construction): every parameter is overwritten by drawn weights
+        before use. `no_init_weights` also skips the weight tying of 4.x, so the model ties its weights after; the
+        first model of each head is checked, in a tiny copy of its config, against one built the ordinary way
+        (the same parameters tied, the same buffers), and a version where they differ builds the ordinary way from
+        then on."""
+        cls = getattr(self.transformers, head)
+        checked = self.__dict__.setdefault("_no_init_checked", set())
+        if self._no_init_weights is not None and head not in checked:
+            checked.add(head)
+            tiny = copy.deepcopy(bert_config)
+            for key, value in TINY.items():
+                setattr(tiny, key, value)
+            if _structure(self._construct_without_init(cls, tiny)) != _structure(cls(tiny)):
+                self._no_init_weights = None
+        if self._no_init_weights is None:
+            return cls(bert_config)
+        return self._construct_without_init(cls, bert_config)
+
+    def _construct_without_init(self, cls, bert_config):
+        with self._no_init_weights():
+            model = cls(bert_config)
+        model.tie_weights()
+        return model
+
+    @functools.cached_property
+    def _no_init_weights(self):
+        """transformers' context manager that skips weight initialization (5.x: `transformers.initialization`;
+        4.x: `modeling_utils`; none before 4.12), or None."""
+        import importlib
+
+        for module in ("transformers.initialization", "transformers.modeling_utils"):
+            try:
+                found = getattr(importlib.import_module(module), "no_init_weights", None)
+            except ImportError:
+                found = None
+            if found is not None:
+                return found
+        return None
 
     def _model(self, head, config_json, attn, device, dtype):
         """(model, {parameter name: shape}) for `head` built from `config_json`, in `dtype` on `device`."""
@@ -342,9 +383,9 @@ class _Built:
         return {name: a.reshape(p.shape) for name, p, a in zip(self.names, self.params, np.split(flat, offsets))}
 
     def to(self, dtype):
-        """Make the model compute in `dtype`. The first time, `model.to(dtype)`; after that, each parameter's data
-        is set back to the tensor it had in that dtype (what `Module.to` itself does, `param.data = converted`,
-        without converting: a test of several targets switches dtype on every case). BERT has no floating-point
+        """Make the model compute in `dtype`. The first time, each parameter's data is converted and set, as
+        `Module.to` does (`param.data = converted`); after that, it is set back to the tensor it had in that dtype,
+        without converting: a test of several targets switches dtype on every case. BERT has no floating-point
         buffers (position_ids and token_type_ids are int64), so parameters are all there is to switch; should a
         version have one, every switch is `model.to`."""
         if dtype == self.dtype:
@@ -355,6 +396,10 @@ class _Built:
             tensors, self.loaded = self.data[dtype]
             for p, t in zip(self.params, tensors):
                 p.data = t
+        elif self.swap:  # what `Module.to` does to each parameter, without its walk over every module
+            for p in self.params:
+                p.data = p.data.to(TORCH_DTYPES[dtype])
+            self.loaded = None
         else:
             self.model.to(TORCH_DTYPES[dtype])
             self.loaded = None
@@ -376,6 +421,23 @@ class _Built:
                 for p, source in zip(self.params, sources):
                     p.copy_(source)
         self.loaded = drawn
+
+
+TINY = dict(vocab_size=8, hidden_size=4, num_hidden_layers=1, num_attention_heads=1, intermediate_size=4,
+            max_position_embeddings=8)  # the sizes of the config in which `_construct` checks a head's structure
+
+
+def _structure(model):
+    """What construction must get right besides the values: which state-dict names share a parameter (tying),
+    the parameters' shapes and dtypes, and the buffers."""
+    named = list(model.named_parameters(remove_duplicate=False))
+    first = {}
+    for name, p in named:
+        first.setdefault(id(p), name)
+    ties = {name: first[id(p)] for name, p in named}
+    shapes = {name: (tuple(p.shape), p.dtype) for name, p in named}
+    buffers = {name: (b.dtype, tuple(b.shape), b.tolist()) for name, b in model.named_buffers()}
+    return ties, shapes, buffers
 
 
 RECALLED = 512  # cases whose drawn and held weights are kept (a few tests' worth; ~20-50 KB each)

@@ -379,7 +379,8 @@ class _Transformers:
         """transformers' `head` with the checkpoint's config plus `overrides`, in eval mode, computing in `dtype`.
 
         Built once per (head, overrides, attention, device) and kept (the newest MODELS_KEPT): building costs
-        ~0.4 s of random initialisation that the checkpoint then overwrites, and the targets of a check take turns
+        ~0.1 s (~0.4 s more where the release cannot skip the random initialisation that the checkpoint then
+        overwrites: `adapter._construct`), and the targets of a check take turns
         on every case. A switch of dtype sets each parameter back to its tensor in that dtype (`adapter._Built`),
         which still holds the weights loaded in it (forward and autograd do not write parameters), so
         `load_weights` then copies only the head's own drawn parameters."""
@@ -397,7 +398,8 @@ class _Transformers:
                 self._models.popitem(last=False)
             gc.collect()  # modules hold reference cycles: free the evicted parameters before allocating new ones
             config = self.transformers.BertConfig(**dict(load().config, **overrides), attn_implementation=attn)
-            model = getattr(self.transformers, head)(config)
+            construct = getattr(self.adapter, "_construct", None)  # skips the random initialisation where it can
+            model = construct(head, config) if construct else getattr(self.transformers, head)(config)
             actual = getattr(model.config, "_attn_implementation", "eager")
             if actual != attn:
                 raise RuntimeError(f"asked for attention {attn!r}, transformers {self.version} chose {actual!r}")
@@ -501,16 +503,22 @@ class _Transformers:
     def reference(self, case, head, config, weights, inputs, labels):
         """The reference's outputs for `case` (cached by the case: every target of a check draws the same cases
         under the derandomized profile, and the reference does not depend on the target). Version rules come from
-        the adapter through `runner.reference_outputs`."""
-        from .runner import reference_outputs
+        the adapter through `runner.reference_outputs`. Inside `runner.no_sharing` (the bench's floor), computed
+        afresh and not kept."""
+        from .runner import reference_outputs, sharing
 
+        def compute():
+            with one_blas_thread():
+                return reference_outputs(Case(head, config, case.params.get("head_seed", 0), inputs, labels),
+                                         weights, self.adapter)
+
+        if not sharing():
+            return compute()
         key = case.to_json()
         if key in self._reference:
             self._reference.move_to_end(key)
             return self._reference[key][0]
-        with one_blas_thread():
-            out = reference_outputs(Case(head, config, case.params.get("head_seed", 0), inputs, labels), weights,
-                                    self.adapter)
+        out = compute()
         size = sum(v.nbytes for v in _flatten(out).values())
         self._reference[key] = (out, size)
         self._reference_bytes += size

@@ -79,13 +79,19 @@ def no_sharing():
         _sharing[0] = True
 
 
+def sharing():
+    """Whether reference outputs may be reused across targets (False inside `no_sharing`); a check that keeps its
+    own cache of reference outputs asks this too."""
+    return _sharing[0]
+
+
 def shared_reference_outputs(case, weights, adapter):
     """`reference_outputs`, computed once for the same case, weights object and adapter: every target of a check
     sees the same cases, and the adapter hands out the same (read-only) weights object to every attention
     implementation of a dtype, so the eager and sdpa tests share the reference's work. The key holds the case's
     head, config, every input and label array (dtype, shape and bytes) and `num_items_in_batch`; the entry holds the
     weights and the adapter themselves, so their ids cannot be reused while it lives. Refusals are not kept."""
-    if not _sharing[0]:
+    if not sharing():
         return reference_outputs(case, weights, adapter)
     arrays = tuple((group, k, v.dtype.str, v.shape, v.tobytes())
                    for group, d in (("in", case.inputs), ("label", case.labels)) for k, v in sorted(d.items()))
