@@ -15,7 +15,7 @@ import reference
 from reference import masking, optim, schedules
 
 from .compare import Comparison, Tolerance, compare, tolerance
-from .strategies import _bytes, _header
+from .strategies import _header
 
 SCHEDULES = tuple(schedules.MULTIPLIERS) + tuple(schedules.STATEFUL)
 HEADS = ("BertModel", "BertForPreTraining", "BertForMaskedLM", "BertLMHeadModel", "BertForNextSentencePrediction",
@@ -96,11 +96,13 @@ def _seed(h):
     return int.from_bytes(bytes(h[f"seed{i}"] for i in range(4)), "big")
 
 
-def _lr_header(draw, extra=()):
-    """The base lrs of 1-3 parameter groups and `lr_init` (the first group's, or another), plus `extra` fields."""
-    h = _header(draw, [("groups", 3), ("lr0", 7), ("lr1", 7), ("lr2", 7), ("lr_init", 8)] + list(extra))
-    base_lrs = [LRS[h[f"lr{i}"]] for i in range(1 + h["groups"])]
-    lr_init = base_lrs[0] if h["lr_init"] == 0 else LRS[h["lr_init"] - 1]
+def _lr_header(draw, extra=(), tail=0):
+    """The base lrs of 1-3 parameter groups and `lr_init` (the first group's, or another), plus `extra` fields
+    (and `tail` bytes in the same choice: then the header is (fields, bytes), see `_header`)."""
+    h = _header(draw, [("groups", 3), ("lr0", 7), ("lr1", 7), ("lr2", 7), ("lr_init", 8)] + list(extra), tail)
+    fields = h[0] if tail else h
+    base_lrs = [LRS[fields[f"lr{i}"]] for i in range(1 + fields["groups"])]
+    lr_init = base_lrs[0] if fields["lr_init"] == 0 else LRS[fields["lr_init"] - 1]
     return h, base_lrs, lr_init
 
 
@@ -166,9 +168,9 @@ STATEFUL_FIELDS = [("mode", 2), ("factor", 3), ("patience", 5), ("threshold", 3)
 @st.composite
 def stateful_schedule_cases(draw, name):
     """A metric sequence (multiples of 1/8, so plateaus, ties and improvements all occur) and the scheduler's
-    parameters, small enough that reductions, cooldowns, increases and resets happen within the sequence. One header
-    and one byte string of metrics."""
-    h, base_lrs, _ = _lr_header(draw, STATEFUL_FIELDS)
+    parameters, small enough that reductions, cooldowns, increases and resets happen within the sequence. One choice:
+    the header, then the metric bytes."""
+    (h, metric_bytes), base_lrs, _ = _lr_header(draw, STATEFUL_FIELDS, tail=METRICS)
     p = {"mode": ("min", "max")[h["mode"]],
          "factor": (0.1, 0.5, 0.9)[h["factor"]],
          "patience": h["patience"],
@@ -183,7 +185,7 @@ def stateful_schedule_cases(draw, name):
     if h["refused"] == 9:
         p["factor"] = (1.0, 1.5)[h["refused_factor"]]  # refused by both
     # exact sums: a running mean is order-independent
-    metrics = [(int(v) % 33 - 16) / 8 for v in _bytes(draw, METRICS)[:1 + h["length"]]]
+    metrics = [(int(v) % 33 - 16) / 8 for v in metric_bytes[:1 + h["length"]]]
     resume = h["resume"] % (len(metrics) + 1)
     return TrainingCase(name, {"schedule": p, "base_lrs": base_lrs, "lr_init": base_lrs[0], "metrics": metrics,
                                "resume_at": None if resume == 0 else resume - 1})
@@ -330,14 +332,15 @@ MASKING_INVALID = ({"mlm_probability": 1.5}, {"mlm_probability": -0.1}, {"mask_r
 @st.composite
 def masking_cases(draw, return_tensors, replacements=REPLACEMENTS, invalid=False):
     """A small batch of rows of any ids (special ones included) and lengths (the collator pads), and collator
-    settings: mlm on or off, any masking probability 0..1 and replacement split the version allows. One header and
-    one byte string of ids."""
+    settings: mlm on or off, any masking probability 0..1 and replacement split the version allows. One choice: the
+    header, then the ids."""
     bad = MASKING_INVALID if len(replacements) > 1 else MASKING_INVALID[:2]
     lengths = [(f"len{i}", MASKING_LENGTH) for i in range(MASKING_ROWS)]
-    h = _header(draw, [("vocab", 35), ("rows", MASKING_ROWS)] + lengths + [
-        ("mlm", 2), ("probability", 4), ("replacement", len(replacements)), ("invalid", len(bad))] + SEED_FIELDS)
+    h, id_bytes = _header(draw, [("vocab", 35), ("rows", MASKING_ROWS)] + lengths + [
+        ("mlm", 2), ("probability", 4), ("replacement", len(replacements)), ("invalid", len(bad))] + SEED_FIELDS,
+        tail=MASKING_ROWS * MASKING_LENGTH)
     vocab_size = 6 + h["vocab"]
-    ids = (_bytes(draw, MASKING_ROWS * MASKING_LENGTH) % vocab_size).reshape(MASKING_ROWS, MASKING_LENGTH)
+    ids = (id_bytes % vocab_size).reshape(MASKING_ROWS, MASKING_LENGTH)
     rows = [ids[i, :1 + h[f"len{i}"]].tolist() for i in range(1 + h["rows"])]
     settings = {"mlm": bool(h["mlm"]), "mlm_probability": (0.0, 0.15, 0.5, 1.0)[h["probability"]]}
     settings["mask_replace_prob"], settings["random_replace_prob"] = replacements[h["replacement"]]
