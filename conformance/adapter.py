@@ -243,33 +243,40 @@ class TransformersAdapter:
         groups = [{"params": [torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))], "lr": lr} for lr in base_lrs]
         return torch.optim.SGD(groups, lr=lr_init)
 
-    def _scheduler(self, name, optimizer, params):
-        """The schedule's own function (`TYPE_TO_SCHEDULER_FUNCTION`), called with exactly `params`: the formulas,
-        without `get_scheduler`'s plumbing, whose argument passing changed across releases."""
+    def _scheduler(self, name, optimizer, params, via="function"):
+        """Schedule `name` for `optimizer`. `via="function"`: its own function (`TYPE_TO_SCHEDULER_FUNCTION`),
+        called with exactly `params`, the formulas alone. `via="get_scheduler"`: built as the Trainer builds it,
+        `get_scheduler(name, optimizer, num_warmup_steps, num_training_steps, scheduler_specific_kwargs=the rest of
+        params)`; a release without `scheduler_specific_kwargs` (before 4.36) offers no way to pass the rest."""
         from transformers import optimization
 
-        function = optimization.TYPE_TO_SCHEDULER_FUNCTION[optimization.SchedulerType(name)]
-        return function(optimizer, **params)
+        if via == "function":
+            function = optimization.TYPE_TO_SCHEDULER_FUNCTION[optimization.SchedulerType(name)]
+            return function(optimizer, **params)
+        kwargs = {k: params.get(k) for k in ("num_warmup_steps", "num_training_steps")}
+        if "scheduler_specific_kwargs" in inspect.signature(optimization.get_scheduler).parameters:
+            kwargs["scheduler_specific_kwargs"] = {k: v for k, v in params.items() if k not in kwargs}
+        return optimization.get_scheduler(name, optimizer, **kwargs)
 
-    def lr_curve(self, name, params, base_lrs, lr_init, steps=None, metrics=None, resume_at=None):
-        """The groups' learning rates from `get_scheduler(name, ...)`: after construction and after each of `steps`
-        steps (closed-form schedules), or after each `step(metric)` (stateful ones). With `resume_at`, the
-        optimizer's and scheduler's state dicts are saved after that many steps and loaded into fresh ones, as
-        when training resumes from a checkpoint."""
+    def lr_curve(self, name, params, base_lrs, lr_init, steps=None, metrics=None, resume_at=None, via="function"):
+        """The groups' learning rates from schedule `name` (built `via` its function or get_scheduler, see
+        `_scheduler`): after construction and after each of `steps` steps (closed-form schedules), or after each
+        `step(metric)` (stateful ones). With `resume_at`, the optimizer's and scheduler's state dicts are saved
+        after that many steps and loaded into fresh ones, as when training resumes from a checkpoint."""
         with warnings.catch_warnings():  # e.g. warmup_stable_decay warns when given both step counts
             warnings.simplefilter("ignore")
-            return self._lr_curve(name, params, base_lrs, lr_init, steps, metrics, resume_at)
+            return self._lr_curve(name, params, base_lrs, lr_init, steps, metrics, resume_at, via)
 
-    def _lr_curve(self, name, params, base_lrs, lr_init, steps, metrics, resume_at):
+    def _lr_curve(self, name, params, base_lrs, lr_init, steps, metrics, resume_at, via):
         optimizer = self._param_groups(base_lrs, lr_init)
-        scheduler = self._scheduler(name, optimizer, params)
+        scheduler = self._scheduler(name, optimizer, params, via)
         lrs = [] if metrics is not None else [[g["lr"] for g in optimizer.param_groups]]
         inputs = metrics if metrics is not None else [None] * steps
         for t, metric in enumerate(inputs):
             if t == resume_at:
                 saved = copy.deepcopy((optimizer.state_dict(), scheduler.state_dict()))
                 optimizer = self._param_groups(base_lrs, lr_init)
-                scheduler = self._scheduler(name, optimizer, params)
+                scheduler = self._scheduler(name, optimizer, params, via)
                 optimizer.load_state_dict(saved[0])
                 scheduler.load_state_dict(saved[1])
             optimizer.step()

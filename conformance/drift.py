@@ -76,6 +76,18 @@ def _wsd_example():
             "new": "multipliers " + _fmt([schedules.warmup_stable_decay(t, **kw) for t in (0, 1)])}
 
 
+def _get_scheduler_example(name, params, flag, steps=3, lr_init=1.0):
+    """The multipliers of steps 0..`steps` of `name` built by get_scheduler from `params`, under the rule before
+    and after the change `flag` of `schedules.get_scheduler_arguments`."""
+    def curve(new):
+        forwarded = schedules.get_scheduler_arguments(name, params, **{flag: new})
+        return "multipliers " + _fmt([row[0] for row in schedules.curve(name, forwarded, [1.0], lr_init, steps)])
+
+    shown = ", ".join(f"{k}={v}" for k, v in params.items())
+    return {"input": f"get_scheduler({name!r}, ...) from {shown}, steps 0-{steps}",
+            "old": _refused(lambda: curve(False)), "new": _refused(lambda: curve(True))}
+
+
 def _causal_lm_example():
     logits = np.array([[[0.1, 0.2, 0.3], [0.3, 0.2, 0.11]]])
     loss = losses.causal_lm_loss(logits, np.array([[1, 2]]))
@@ -126,6 +138,22 @@ CHANGES = [
            "timescale defaults to num_warmup_steps; with no warmup the schedule divides 0 by 0",
            "timescale defaults to num_warmup_steps, or 10000 when that is 0",
            ("schedule.inverse_sqrt",), _inverse_sqrt_example),
+    Change("get-scheduler-specific-kwargs", "4.36.0", "schedule",
+           "get_scheduler passes scheduler_specific_kwargs (the Trainer's lr_scheduler_kwargs) to the schedule",
+           "only num_warmup_steps and num_training_steps reach the schedule; num_cycles, power, lr_end, ... keep "
+           "their defaults; reduce_lr_on_plateau gets nothing",
+           "the other parameters are passed on (not to constant, constant_with_warmup or, before 5.4, inverse_sqrt)",
+           tuple(f"schedule.{n}" for n in ("cosine", "cosine_with_restarts", "polynomial", "reduce_lr_on_plateau")),
+           lambda: _get_scheduler_example("cosine", {"num_warmup_steps": 0, "num_training_steps": 2,
+                                                     "num_cycles": 1.0}, "specific_kwargs", steps=2)),
+    Change("get-scheduler-wsd-branch", "4.42.0", "schedule",
+           "get_scheduler builds warmup_stable_decay",
+           "warmup_stable_decay takes the path of the step-count schedules: num_training_steps is required and "
+           "passed on, and get_wsd_schedule does not take it: refused either way",
+           "num_warmup_steps and the specific kwargs are passed on (num_training_steps too from 4.49)",
+           ("schedule.warmup_stable_decay",),
+           lambda: _get_scheduler_example("warmup_stable_decay", {
+               "num_warmup_steps": 1, "num_stable_steps": 1, "num_decay_steps": 1}, "wsd_branch")),
     Change("causal-lm-loss-function", "4.47.1", "loss",
            "BertLMHeadModel's loss goes through ForCausalLMLoss",
            "cross-entropy of the shifted logits in the model's dtype, mean over counted positions",
@@ -137,6 +165,13 @@ CHANGES = [
            "warmup rises from min_lr_ratio; warmup_type and decay_type (linear, cosine, 1-sqrt); "
            "num_training_steps or num_stable_steps",
            ("schedule.warmup_stable_decay",), _wsd_example),
+    Change("get-scheduler-wsd-training-steps", "4.49.0", "schedule",
+           "get_scheduler passes num_training_steps to warmup_stable_decay",
+           "num_warmup_steps and the specific kwargs only: num_stable_steps must be given",
+           "num_training_steps too, from which the schedule derives num_stable_steps when it is not given",
+           ("schedule.warmup_stable_decay",),
+           lambda: _get_scheduler_example("warmup_stable_decay", {
+               "num_warmup_steps": 1, "num_training_steps": 3, "num_decay_steps": 1}, "wsd_training_steps")),
     Change("collator-replacement-probabilities", "4.49.0", "masking",
            "DataCollatorForLanguageModeling takes mask_replace_prob and random_replace_prob",
            "80% [MASK], 10% random, 10% kept, hard-coded; a bad mlm_probability is refused by torch.bernoulli only "
@@ -149,5 +184,12 @@ CHANGES = [
            "transformers.AdamW: epsilon added before the bias correction, weight decay applied after the step",
            "only torch.optim.AdamW: epsilon after the bias correction, decay before the step",
            ("optim.transformers.AdamW", "optim.torch.optim.AdamW"), _adamw_example),
+    Change("get-scheduler-inverse-sqrt-kwargs", "5.4.0", "schedule",
+           "get_scheduler passes the specific kwargs (timescale) to inverse_sqrt",
+           "inverse_sqrt gets num_warmup_steps alone: a timescale in lr_scheduler_kwargs is silently dropped",
+           "the timescale is passed on",
+           ("schedule.inverse_sqrt",),
+           lambda: _get_scheduler_example("inverse_sqrt", {"num_warmup_steps": 0, "timescale": 1},
+                                          "inverse_sqrt_kwargs")),
 ]
 CHANGES_BY_ID = {c.id: c for c in CHANGES}

@@ -197,22 +197,41 @@ def schedule_strategy(name):
     return lambda adapter: schedule_cases(name, wsd_v2=adapter.has("wsd-warmup-from-min-lr"))
 
 
+def get_scheduler_rules(adapter):
+    """The rules of `get_scheduler`'s argument passing that the implementation's release follows (see
+    `reference.schedules.get_scheduler_arguments` and conformance.drift)."""
+    return {"specific_kwargs": adapter.has("get-scheduler-specific-kwargs"),
+            "inverse_sqrt_kwargs": adapter.has("get-scheduler-inverse-sqrt-kwargs"),
+            "wsd_branch": adapter.has("get-scheduler-wsd-branch"),
+            "wsd_training_steps": adapter.has("get-scheduler-wsd-training-steps")}
+
+
 def schedule_curve(adapter, case, target):
     """The learning rate of every group, step by step (past the end of training too, across a save and reload of
     the scheduler state), equals the reference's closed form or simulation; parameters one side refuses, the
-    other must refuse too."""
+    other must refuse too. Twice: the schedule's own function given the parameters, and the schedule as the
+    Trainer builds it, `get_scheduler` given them as step counts and `scheduler_specific_kwargs` (compared with
+    the reference given what the release's get_scheduler passes on)."""
     p, name = case.params, case.subject
-    if name in schedules.STATEFUL:
-        def ref():
-            return schedules.STATEFUL[name](p["metrics"], p["base_lrs"], **p["schedule"])
-    else:
-        def ref():
-            return schedules.curve(name, p["schedule"], p["base_lrs"], p["lr_init"], p["steps"],
-                                   rules=schedule_rules(adapter, name))
-    expected, actual, refusal = _refusals(ref, lambda: adapter.lr_curve(
-        name, p["schedule"], p["base_lrs"], p["lr_init"], steps=p.get("steps"), metrics=p.get("metrics"),
-        resume_at=p.get("resume_at")))
-    return refusal or [compare("lr[step, group]", actual, expected, tolerance("float64"))]
+
+    def ref(params):
+        if name in schedules.STATEFUL:
+            return schedules.STATEFUL[name](p["metrics"], p["base_lrs"], **params)
+        return schedules.curve(name, params, p["base_lrs"], p["lr_init"], p["steps"],
+                               rules=schedule_rules(adapter, name))
+
+    def forwarded():
+        return ref(schedules.get_scheduler_arguments(name, p["schedule"], **get_scheduler_rules(adapter)))
+
+    results = []
+    for via, reference_call in (("function", lambda: ref(p["schedule"])), ("get_scheduler", forwarded)):
+        expected, actual, refusal = _refusals(reference_call, lambda: adapter.lr_curve(
+            name, p["schedule"], p["base_lrs"], p["lr_init"], steps=p.get("steps"), metrics=p.get("metrics"),
+            resume_at=p.get("resume_at"), via=via))
+        prefix = "" if via == "function" else "get_scheduler: "
+        results += [Comparison(prefix + r.key, r.ok, r.ratio, r.message and prefix + r.message)
+                    for r in refusal or [compare("lr[step, group]", actual, expected, tolerance("float64"))]]
+    return results
 
 
 def schedule_catalog(adapter, case, target):

@@ -70,3 +70,33 @@ def test_decay_check_catches():
 
 def test_masking_rule_check_catches():
     assert _failing_case("masking.rule.pt", UnmaskedSpecials())
+
+
+class EarlierRule(TransformersAdapter):
+    """The installed transformers, with the reference expecting the rule from before drift change `change_id`."""
+
+    def __init__(self, change_id):
+        super().__init__()
+        self.change_id = change_id
+
+    def has(self, change_id):
+        return change_id != self.change_id and super().has(change_id)
+
+
+@pytest.mark.parametrize("change_id, check_id", [
+    ("get-scheduler-specific-kwargs", "schedule.cosine"),
+    ("get-scheduler-specific-kwargs", "schedule.reduce_lr_on_plateau"),
+    ("get-scheduler-inverse-sqrt-kwargs", "schedule.inverse_sqrt"),
+    ("get-scheduler-wsd-branch", "schedule.warmup_stable_decay"),
+    ("get-scheduler-wsd-training-steps", "schedule.warmup_stable_decay"),
+])
+def test_get_scheduler_rules_are_observed(change_id, check_id):
+    """Each rule of get_scheduler's argument passing is visible to the schedule check: against the newest release,
+    the reference following the rule before the change fails on some case (through get_scheduler only)."""
+    adapter = EarlierRule(change_id)
+    if not TransformersAdapter().has(change_id):
+        pytest.skip(f"transformers {adapter.version} predates {change_id}")
+    check = CHECKS_BY_ID[check_id]
+    case = _failing_case(check_id, adapter)
+    failed = [r.key for r in check.prop(adapter, case, CPU64) if not r.ok]
+    assert failed and all(key.startswith("get_scheduler: ") for key in failed), (case, failed)
