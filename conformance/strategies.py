@@ -6,8 +6,8 @@ for the padding that metamorphic checks append.
 
 Few choices per case. Hypothesis spends ~0.1 ms on every choice it makes (and ~1 ms on every example); drawing each
 array element as its own choice (`hypothesis.extra.numpy.arrays`) cost ~10 ms per case, twice what the transformers
-forward and the reference cost together. So a case is a handful of choices: two headers of small fields, each one
-byte (the config; sizes and flags); one byte string per array; the weight seed. Every byte is generated uniformly and
+forward and the reference cost together. So a case is a handful of choices: one header of small fields, each one
+byte (the config; sizes and flags; the weight seed); one byte string per array. Every byte is generated uniformly and
 shrinks toward 0 on its own, and a field or element is `low + byte % count`, so each one still shrinks toward its
 simplest value, element by element, as `arrays` did. Every array is laid out at its largest shape
 (`MAX_BATCH` x [`MAX_CHOICES` x] `MAX_LENGTH`) and the drawn shape is its leading corner: element (b, t) keeps its
@@ -51,6 +51,14 @@ def _header(draw, fields, tail=0):
     raw = _bytes(draw, len(fields) + tail, reverse=False)
     header = {name: int(b) % count for (name, count), b in zip(fields, raw)}
     return (header, raw[len(fields):][::-1]) if tail else header
+
+
+SEED_FIELDS = [(f"seed{i}", 256) for i in range(4)]  # a 32-bit seed as four header bytes
+
+
+def _seed(h):
+    """The 32-bit seed of a header with SEED_FIELDS."""
+    return int.from_bytes(bytes(h[f"seed{i}"] for i in range(4)), "big")
 
 
 def _config_fields(activations, num_labels):
@@ -130,17 +138,18 @@ def cases(draw, head, activations, labels="class", num_labels=None, is_decoder=F
     regression | multi_label | qa (positions below 0, inside, at and beyond the length) | pretraining.
 
     Inputs: input_ids, and each optionally: right padding (first token always real), token types, explicit
-    positions. The choices: the header, one byte string per array (drawn whether or not the header uses it, so the
-    choices keep their places when the shrinker turns an input off), the weight seed.
+    positions. The choices: one header (the config's fields, the case's, the weight seed's four bytes), then one
+    byte string per array (drawn whether or not the header uses it, so the choices keep their places when the
+    shrinker turns an input off). Hypothesis copies a choice into another of the same size (the grids of ids,
+    token types and positions), which keeps the header, so the same model serves several examples.
     """
     multiple_choice = head == "BertForMultipleChoice"
-    config = _config(_header(draw, _config_fields(activations, num_labels)), activations, num_labels, is_decoder,
-                     problem_type)
     fields = [("batch", MAX_BATCH), ("length", MAX_LENGTH), ("padding", 2), ("token_types", 2), ("positions", 2),
               ("ignore", IGNORE_LEVELS), ("label_shape", 2), ("num_items", 256)]
     if multiple_choice:
         fields.append(("choices", MAX_CHOICES))
-    h = _header(draw, fields)
+    h = _header(draw, _config_fields(activations, num_labels) + fields + SEED_FIELDS)
+    config = _config(h, activations, num_labels, is_decoder, problem_type)
     batch, length = 1 + h["batch"], 1 + h["length"]
     choices = 1 + h["choices"] if multiple_choice else None
     rows = MAX_BATCH * (MAX_CHOICES if multiple_choice else 1)
@@ -190,7 +199,4 @@ def cases(draw, head, activations, labels="class", num_labels=None, is_decoder=F
     else:
         raise ValueError(labels)
     num_items = 1 + h["num_items"] % (batch * length) if with_num_items else None
-    return Case(head, config, draw(seeds), inputs, label_arrays, num_items)
-
-
-seeds = st.integers(0, 2**32 - 1)
+    return Case(head, config, _seed(h), inputs, label_arrays, num_items)
