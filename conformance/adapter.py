@@ -102,8 +102,9 @@ class TransformersAdapter:
     def _entry(self, head, config_json, attn, device):
         """The cached model of `head` built from `config_json` with attention `attn` on `device` (its dtype is
         whatever the last caller asked for), as a `_Built`; least recently used ones are dropped beyond
-        MODELS_KEPT. Building costs ~10 ms of transformers' Python, ten times loading the weights, so a model is
-        built once per config and reused for every example, target dtype and check that draws the same config."""
+        MODELS_KEPT. Building costs ~5-8 ms of transformers' Python (`_construct`), ten times loading the weights,
+        so a model is built once per config and reused for every example, target dtype and check that draws the
+        same config."""
         key = (head, config_json, attn, device)
         models = self.__dict__.setdefault("_models", collections.OrderedDict())
         if key in models:
