@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Tuple
 
 import numpy as np
-from scipy import stats
 
 from .errors import ReferenceInputError
 from .losses import IGNORE_INDEX
@@ -123,6 +122,8 @@ def acceptance_interval(n, p, alpha):
         return 0, 0
     if p >= 1.0:
         return n, n
+    from scipy import stats  # here, not at import: scipy.stats takes ~1 s to import, and only the rate tests need it
+
     return int(stats.binom.ppf(alpha / 2, n, p)) - 1, int(stats.binom.isf(alpha / 2, n, p)) + 1
 
 
@@ -143,6 +144,8 @@ def detectable_sample_size(p, delta, alpha=1e-6, beta=1e-6):
     """Trials n for which a binomial test at false-alarm rate alpha misses a shift of the rate from p to p +- delta
     with probability at most beta (normal approximation): n = ((z_a/2 + z_b) sigma / delta)^2, sigma the larger
     of the two standard deviations."""
+    from scipy import stats
+
     z = stats.norm.isf(alpha / 2) + stats.norm.isf(beta)
     sigma = max(np.sqrt(q * (1 - q)) for q in (p, min(p + delta, 1.0), max(p - delta, 0.0)))
     return int(np.ceil((z * sigma / delta) ** 2))
