@@ -149,7 +149,7 @@ class TransformersAdapter:
     @functools.cached_property
     def _no_init_weights(self):
         """transformers' context manager that skips weight initialization (5.x: `transformers.initialization`;
-        4.x: `modeling_utils`; none before 4.12), or None."""
+        4.x: `modeling_utils`; 4.4 has none), or None."""
         import importlib
 
         for module in ("transformers.initialization", "transformers.modeling_utils"):
