@@ -43,14 +43,18 @@ def _bytes(draw, n, reverse=True):
     return raw[::-1] if reverse else raw
 
 
-def _header(draw, fields, tail=0):
-    """One byte per field of `fields` ((name, count), ...): name -> a value in [0, count). With `tail`, the same
-    choice carries `tail` more bytes, returned too, as by `_bytes` (last byte first): (header, bytes). One choice
-    instead of two costs Hypothesis half as much per example: it tries copying a choice into another of the same
-    kind (`generate_mutations_from`), which for a header and a byte string of other sizes never makes a case."""
-    raw = _bytes(draw, len(fields) + tail, reverse=False)
-    header = {name: int(b) % count for (name, count), b in zip(fields, raw)}
-    return (header, raw[len(fields):][::-1]) if tail else header
+def _header(draw, fields):
+    """One byte per field of `fields` ((name, count), ...): name -> a value in [0, count)."""
+    return _header_and_bytes(draw, fields, 0)[0]
+
+
+def _header_and_bytes(draw, fields, n):
+    """A header of `fields` (see `_header`) and `n` more bytes, as by `_bytes` (last byte first), in one choice.
+    One choice instead of two costs Hypothesis half as much per example: it tries copying a choice into another of
+    the same kind (`generate_mutations_from`), which for a header and a byte string of other sizes never makes a
+    case."""
+    raw = _bytes(draw, len(fields) + n, reverse=False)
+    return {name: int(b) % count for (name, count), b in zip(fields, raw)}, raw[len(fields):][::-1]
 
 
 SEED_FIELDS = [(f"seed{i}", 256) for i in range(4)]  # a 32-bit seed as four header bytes

@@ -15,7 +15,7 @@ import reference
 from reference import masking, optim, schedules
 
 from .compare import Comparison, Tolerance, compare, tolerance
-from .strategies import SEED_FIELDS, _header, _seed
+from .strategies import SEED_FIELDS, _header, _header_and_bytes, _seed
 
 SCHEDULES = tuple(schedules.MULTIPLIERS) + tuple(schedules.STATEFUL)
 HEADS = ("BertModel", "BertForPreTraining", "BertForMaskedLM", "BertLMHeadModel", "BertForNextSentencePrediction",
@@ -89,13 +89,13 @@ def _unit(hi, lo):
 
 
 def _lr_header(draw, extra=(), tail=0):
-    """The base lrs of 1-3 parameter groups and `lr_init` (the first group's, or another), plus `extra` fields
-    (and `tail` bytes in the same choice: then the header is (fields, bytes), see `_header`)."""
-    h = _header(draw, [("groups", 3), ("lr0", 7), ("lr1", 7), ("lr2", 7), ("lr_init", 8)] + list(extra), tail)
-    fields = h[0] if tail else h
-    base_lrs = [LRS[fields[f"lr{i}"]] for i in range(1 + fields["groups"])]
-    lr_init = base_lrs[0] if fields["lr_init"] == 0 else LRS[fields["lr_init"] - 1]
-    return h, base_lrs, lr_init
+    """The base lrs of 1-3 parameter groups and `lr_init` (the first group's, or another), plus `extra` fields and
+    `tail` more bytes, in one choice (`_header_and_bytes`): (header, bytes, base_lrs, lr_init)."""
+    h, tail_bytes = _header_and_bytes(draw, [("groups", 3), ("lr0", 7), ("lr1", 7), ("lr2", 7), ("lr_init", 8)] +
+                                      list(extra), tail)
+    base_lrs = [LRS[h[f"lr{i}"]] for i in range(1 + h["groups"])]
+    lr_init = base_lrs[0] if h["lr_init"] == 0 else LRS[h["lr_init"] - 1]
+    return h, tail_bytes, base_lrs, lr_init
 
 
 SCHEDULE_FIELDS = [("warmup", 13), ("total", 25), ("total_is_warmup", 2), ("extra_steps", 13), ("resume", 256),
@@ -107,7 +107,7 @@ def schedule_cases(draw, name, wsd_v2=True):
     """Parameters for schedule `name`: warmup 0, inside, equal to and beyond the total; 1-3 parameter groups with
     different base lrs; sometimes parameters the schedule refuses; sometimes a save/reload in the middle. One header
     of one-byte fields; `a`..`g` are the schedule's own."""
-    h, base_lrs, lr_init = _lr_header(draw, SCHEDULE_FIELDS)
+    h, _, base_lrs, lr_init = _lr_header(draw, SCHEDULE_FIELDS)
     warmup = h["warmup"]
     total = warmup if h["total_is_warmup"] else h["total"]
     a, b, c, d, e, f, g = (h[k] for k in "abcdefg")
@@ -162,7 +162,7 @@ def stateful_schedule_cases(draw, name):
     """A metric sequence (multiples of 1/8, so plateaus, ties and improvements all occur) and the scheduler's
     parameters, small enough that reductions, cooldowns, increases and resets happen within the sequence. One choice:
     the header, then the metric bytes."""
-    (h, metric_bytes), base_lrs, _ = _lr_header(draw, STATEFUL_FIELDS, tail=METRICS)
+    h, metric_bytes, base_lrs, _ = _lr_header(draw, STATEFUL_FIELDS, tail=METRICS)
     p = {"mode": ("min", "max")[h["mode"]],
          "factor": (0.1, 0.5, 0.9)[h["factor"]],
          "patience": h["patience"],
@@ -347,9 +347,9 @@ def masking_cases(draw, return_tensors, replacements=REPLACEMENTS, invalid=False
     header, then the ids."""
     bad = MASKING_INVALID if len(replacements) > 1 else MASKING_INVALID[:2]
     lengths = [(f"len{i}", MASKING_LENGTH) for i in range(MASKING_ROWS)]
-    h, id_bytes = _header(draw, [("vocab", 35), ("rows", MASKING_ROWS)] + lengths + [
+    h, id_bytes = _header_and_bytes(draw, [("vocab", 35), ("rows", MASKING_ROWS)] + lengths + [
         ("mlm", 2), ("probability", 4), ("replacement", len(replacements)), ("invalid", len(bad))] + SEED_FIELDS,
-        tail=MASKING_ROWS * MASKING_LENGTH)
+        MASKING_ROWS * MASKING_LENGTH)
     vocab_size = 6 + h["vocab"]
     ids = (id_bytes % vocab_size).reshape(MASKING_ROWS, MASKING_LENGTH)
     rows = [ids[i, :1 + h[f"len{i}"]].tolist() for i in range(1 + h["rows"])]
