@@ -22,7 +22,9 @@ import time
 
 from hypothesis import HealthCheck, settings
 
+from .registry import CHECKS
 from .runner import Clock, check_seed, new_stats, no_sharing, property_test, run_check, screen
+from .targets import DEFAULT_DTYPES, check_targets, load_adapter, make_targets
 
 HEADER = ("area", "tests", "examples", "seconds", "examples/s", "floor examples/s", "ratio")
 
@@ -104,9 +106,6 @@ def row(area, tests, examples, seconds, floor):
 
 def bench(adapter, all_targets, examples=100, areas=None, progress=None):
     """{"rows": one per area and a total, "failures": [(check, target, message)], "warm_up_s"}."""
-    from .pytest_plugin import check_targets
-    from .registry import CHECKS
-
     order = list(dict.fromkeys(c.area for c in CHECKS))
     wanted = [a for a in order if areas is None or a in areas]
     pairs = [(c, t) for c, t, skips in check_targets(adapter, all_targets) if not skips and c.area in wanted]
@@ -152,9 +151,6 @@ def main(adapter_spec, examples=100, areas=None, device=None, dtype=None, attn=N
     out = out or sys.stdout
     load_before = os.getloadavg()
     start = time.perf_counter()
-    from .pytest_plugin import DEFAULT_DTYPES, load_adapter, make_targets
-    from .registry import CHECKS  # noqa: F401 (part of the one-time cost)
-
     adapter = load_adapter(adapter_spec)
     all_targets = make_targets(adapter, device, dtype or DEFAULT_DTYPES, attn)
     startup = time.perf_counter() - start
@@ -167,7 +163,7 @@ def main(adapter_spec, examples=100, areas=None, device=None, dtype=None, attn=N
     print(f"bench: {result['implementation']}, {examples} examples per check and target, targets "
           f"{', '.join(result['targets'])}", file=out)
     print(table(result["rows"]), file=out)
-    print(f"one-time per process (imports, registry, adapter, first forwards): {result['startup_s']:.2f} s; "
+    print(f"one-time per process (the adapter, first forwards): {result['startup_s']:.2f} s; "
           f"load average {load_before[0]:.2f} before, {result['load_average_after'][0]:.2f} after, on "
           f"{os.cpu_count()} CPUs", file=out)
     for check, target, message in result["failures"]:

@@ -1,4 +1,5 @@
-"""A drawn case: everything that determines one comparison, serialisable to JSON for reproduction."""
+"""A drawn case: everything that determines one comparison, serialisable to JSON for reproduction, and the names of
+the outputs a head returns."""
 
 import json
 from dataclasses import dataclass, field
@@ -51,6 +52,43 @@ class Case:
 
     def __repr__(self) -> str:  # what Hypothesis prints for a falsifying example
         return f"Case.from_json({self.to_json()!r})"
+
+
+@dataclass
+class SubjectCase:
+    """A case of a check whose subject is not one drawn model: `subject` names what is under test (a schedule, an
+    AdamW variant, a collator output type, a checkpoint part or head) and `params` holds JSON values."""
+
+    subject: str
+    params: Dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"subject": self.subject, "params": self.params}, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "SubjectCase":
+        d = json.loads(text)
+        return cls(d["subject"], d["params"])
+
+    def __repr__(self) -> str:
+        return f"SubjectCase.from_json({self.to_json()!r})"
+
+    def arrays(self, key):
+        """`params[key]` (a mapping of integer lists) as int64 numpy arrays."""
+        return {k: np.asarray(v, dtype=np.int64) for k, v in self.params.get(key, {}).items()}
+
+
+# The outputs a head returns besides the loss, as transformers' output objects name them.
+OUTPUT_KEYS = {
+    "BertModel": ("last_hidden_state", "pooler_output"),
+    "BertForPreTraining": ("prediction_logits", "seq_relationship_logits"),
+    "BertForQuestionAnswering": ("start_logits", "end_logits"),
+}
+
+
+def logit_keys(head):
+    """The names of `head`'s outputs (`logits` unless OUTPUT_KEYS says otherwise)."""
+    return OUTPUT_KEYS.get(head, ("logits",))
 
 
 def draw_weights(shapes: Dict[str, tuple], seed: int) -> Dict[str, np.ndarray]:

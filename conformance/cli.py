@@ -12,13 +12,17 @@ import os
 import shutil
 import sys
 
+from . import mutants
+from .report import write_reports
+from .runner import DEFAULT_ADAPTER
+
 
 def cmd_run(args, extra):
     """Run the conformance suite against the installed implementation on every device present, then write the
     report (COMPATIBILITY.md and index.html) from the records of every version."""
-    import pytest
+    import pytest  # the suite's imports (torch, the adapter) stay off `report`'s path
 
-    from .pytest_plugin import load_adapter
+    from .targets import load_adapter
 
     adapter = load_adapter(args.adapter)
     records = os.path.join(args.report_dir, "records", f"{adapter.name}-{getattr(adapter, 'version', '')}")
@@ -34,8 +38,6 @@ def cmd_run(args, extra):
 
 def write_report(records, out):
     """Merge the records under `records` into `out`/COMPATIBILITY.md and `out`/index.html; print both paths."""
-    from .report import write_reports
-
     for path in write_reports(records, out):
         print(f"report written to {path}")
 
@@ -52,9 +54,9 @@ def cmd_report(args, extra):
 
 def cmd_repro(args, extra):
     """Re-run one case of one check on one target and print every comparison."""
-    from .pytest_plugin import load_adapter
-    from .registry import CHECKS_BY_ID
-    from .runner import Target, run_check
+    from .registry import CHECKS_BY_ID  # the checks and the adapter stay off `report`'s path
+    from .runner import run_check
+    from .targets import Target, load_adapter
 
     check = CHECKS_BY_ID[args.check]
     results = run_check(check, load_adapter(args.adapter), check.case_type.from_json(args.case), Target.parse(args.target))
@@ -68,7 +70,7 @@ def cmd_bench(args, extra):
     same cases) measured in the same run, and their ratio."""
     if extra:
         raise SystemExit(f"bert-conformance bench: unexpected arguments {extra}")
-    from .bench import main as bench
+    from .bench import main as bench  # the suite's imports stay off `report`'s path
 
     bench(args.adapter, examples=args.examples, areas=args.area.split(",") if args.area else None,
           device=args.device, dtype=args.dtype, attn=args.attn, json_path=args.json, verbose=args.verbose)
@@ -77,7 +79,7 @@ def cmd_bench(args, extra):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="bert-conformance", description=__doc__)
-    parser.add_argument("--adapter", default="conformance.adapter:TransformersAdapter")
+    parser.add_argument("--adapter", default=DEFAULT_ADAPTER, help="module:Class of the implementation under test")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help=cmd_run.__doc__)
     run.add_argument("--report-dir", default="reports")
@@ -94,7 +96,6 @@ def main(argv=None):
     repro.add_argument("target", help="device-dtype-attention, e.g. cpu-float64-eager")
     repro.add_argument("case", help="the case JSON printed by the failing test")
     repro.set_defaults(func=cmd_repro)
-    from . import mutants
     mutants.add_parser(sub)  # `bert-conformance mutants`: the mutation self-check
     bench = sub.add_parser("bench", help=cmd_bench.__doc__)
     bench.add_argument("--examples", type=int, default=100,

@@ -13,6 +13,8 @@ import numpy as np
 
 from reference import losses, masking, optim, schedules
 
+from .get_scheduler import get_scheduler_arguments
+
 
 @dataclass(frozen=True)
 class Change:
@@ -78,9 +80,9 @@ def _wsd_example():
 
 def _get_scheduler_example(name, params, flag, steps=3, lr_init=1.0):
     """The multipliers of steps 0..`steps` of `name` built by get_scheduler from `params`, under the rule before
-    and after the change `flag` of `schedules.get_scheduler_arguments`."""
+    and after the change `flag` of `get_scheduler_arguments`."""
     def curve(new):
-        forwarded = schedules.get_scheduler_arguments(name, params, **{flag: new})
+        forwarded = get_scheduler_arguments(name, params, **{flag: new})
         return "multipliers " + _fmt([row[0] for row in schedules.curve(name, forwarded, [1.0], lr_init, steps)])
 
     shown = ", ".join(f"{k}={v}" for k, v in params.items())

@@ -6,27 +6,24 @@ Options: --device, --dtype, --attn, --max-examples, --adapter, --report-dir (run
 variable set, `ci` is the default.
 """
 
-import importlib
-import itertools
-import json
 import os
-import platform
-import re
-import sys
 import time
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-from .runner import Target
+from .compare import tolerance
+from .records import (NOT_APPLICABLE, SCHEMA, append_record, environment as run_environment, expected_pairs,
+                      json_number, peak_rss_mb, write_json)
+from .registry import CHECKS_BY_ID
+from .runner import DEFAULT_ADAPTER
+from .targets import DEFAULT_DTYPES, check_targets, load_adapter, make_targets
 
 COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], print_blob=True)
 settings.register_profile("ci", max_examples=100, derandomize=True, database=None, **COMMON)
 settings.register_profile("dev", max_examples=20, **COMMON)
 settings.register_profile("thorough", max_examples=1000, **COMMON)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
-
-DEFAULT_DTYPES = "float64,float32"
 
 
 def pytest_addoption(parser):
@@ -38,14 +35,9 @@ def pytest_addoption(parser):
     group.addoption("--attn", default=None,
                     help="comma-separated attention implementations (default: every one the version has)")
     group.addoption("--max-examples", type=int, default=None, help="Hypothesis examples per check and target")
-    group.addoption("--adapter", default="conformance.adapter:TransformersAdapter",
+    group.addoption("--adapter", default=DEFAULT_ADAPTER,
                     help="module:Class of the implementation under test")
     group.addoption("--report-dir", default=None, help="write one JSON record per check and target here")
-
-
-def load_adapter(spec):
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)()
 
 
 @pytest.fixture(scope="session")
@@ -65,41 +57,6 @@ def targets(config):
     return make_targets(adapter, config.getoption("--device"), config.getoption("--dtype"), config.getoption("--attn"))
 
 
-def make_targets(adapter, device=None, dtype=DEFAULT_DTYPES, attn=None):
-    """The targets of comma-separated devices (default: every one present), dtypes and attention implementations
-    (default: every one the adapter has)."""
-    from .adapter import available_devices
-
-    devices = device.split(",") if device else available_devices()
-    attns = (attn or ",".join(adapter.attention_implementations())).split(",")
-    return [Target(d, t, a) for d, t, a in itertools.product(devices, dtype.split(","), attns)]
-
-
-def check_targets(adapter, all_targets, checks=None):
-    """Every (check, target, [reasons to skip]) the suite runs, in collection order: a check that is the same on
-    every target (`once`) runs on the first; one that is not a reference comparison, or not run under every
-    attention, runs under the first attention only."""
-    from .registry import CHECKS
-
-    pairs = []
-    for check, target in itertools.product(CHECKS if checks is None else checks, all_targets):
-        if check.once and target != all_targets[0]:
-            continue
-        if (not check.every_attention or check.kind in ("metamorphic", "error")) and target.attn != all_targets[0].attn:
-            continue
-        skips = []
-        not_applicable = check.applies(adapter)
-        if not_applicable:
-            skips.append(f"not applicable: {not_applicable}")
-        if check.cpu_only and target.device != "cpu":
-            skips.append("out-of-range targets are device-side asserts off the CPU, which poison the CUDA context; "
-                         "error conformance runs on the CPU")
-        if target.device == "mps" and target.dtype == "float64":
-            skips.append("MPS has no float64")
-        pairs.append((check, target, skips))
-    return pairs
-
-
 def pytest_generate_tests(metafunc):
     if not {"check", "target"} <= set(metafunc.fixturenames):
         return
@@ -117,75 +74,22 @@ def hypothesis_settings(request):
     return settings(settings.default, max_examples=n) if n else settings.default
 
 
-# --- records -------------------------------------------------------------------------------------------------
-#
-# With --report-dir DIR, a run writes
-#   DIR/run-<run_id>.json       the run: environment, the expected (check, target) pairs, start and end time;
-#                               written by the controller (or the only process without xdist)
-#   DIR/records-<worker>.jsonl  one JSON line per (check, target) as its test ends, appended by each worker,
-#                               so a crash loses at most the test that was running
-# `conformance.report` reads both; an expected pair without a record (a crashed or killed worker) is `missing`.
-
-SCHEMA = 1
-OUTCOMES = ("pass", "explained", "fail", "error", "not_applicable", "skipped")  # plus `missing`, in reports
-NOT_APPLICABLE = "not applicable:"
-NODE_ID = re.compile(r"::test_check\[(?P<check>.+)\[(?P<target>[^\[\]]+)\]\]$")
+# --- records (the format: conformance.records) -------------------------------------------------------------------
 
 
 def environment(config):
-    """The run's environment: implementation and its version, torch, numpy, Python, platform, devices,
-    Hypothesis profile, seed (an int for --hypothesis-seed, "derandomized", or None) and examples per check."""
+    """The run's environment (see `records.environment`), computed once per process."""
     if not hasattr(config, "_bert_env"):
-        import numpy
-        import torch
-
-        adapter = _adapter(config)
         seed = config.getoption("--hypothesis-seed", None)
-        devices = {"cpu": platform.processor() or platform.machine()}
-        if torch.cuda.is_available():
-            devices["cuda"] = torch.cuda.get_device_name(0)
-        config._bert_env = {
-            "implementation": adapter.name,
-            "version": str(getattr(adapter, "version", "")),
-            "torch": torch.__version__,
-            "numpy": numpy.__version__,
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "devices": devices,
-            "hypothesis_profile": settings.get_current_profile_name(),
-            "hypothesis_seed": seed if seed is not None else ("derandomized" if settings.default.derandomize else None),
-            "max_examples": config.getoption("--max-examples") or settings.default.max_examples,
-        }
+        config._bert_env = run_environment(
+            _adapter(config), settings.get_current_profile_name(),
+            seed if seed is not None else ("derandomized" if settings.default.derandomize else None),
+            config.getoption("--max-examples") or settings.default.max_examples)
     return config._bert_env
 
 
-def _json_number(x):
-    """Floats as JSON numbers; infinities and NaN (not JSON) as the strings "inf", "-inf", "nan"."""
-    if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
-        return str(x)
-    return x
-
-
-def _write_json(path, data):
-    """Write `data` to `path` atomically (a reader never sees half a file)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(path + ".tmp", path)
-
-
-def expected_pairs(node_ids):
-    """The (check, target) pairs named by test_check node ids, as [{"check", "area", "target"}]."""
-    from .registry import CHECKS_BY_ID
-
-    pairs = []
-    for node_id in node_ids:
-        m = NODE_ID.search(node_id)
-        if m:
-            check = CHECKS_BY_ID.get(m["check"])
-            pairs.append({"check": m["check"], "area": check.area if check else m["check"].split(".")[0],
-                          "target": m["target"]})
-    return pairs
+def _expected_pairs(node_ids):
+    return expected_pairs(node_ids, {check_id: check.area for check_id, check in CHECKS_BY_ID.items()})
 
 
 def _is_worker(config):
@@ -221,8 +125,8 @@ class _XdistController:
 
     def pytest_xdist_node_collection_finished(self, node, ids):
         if self.config._bert_run.get("expected") is None:
-            self.config._bert_run["expected"] = expected_pairs(ids)
-            _write_json(_run_path(self.config), self.config._bert_run)
+            self.config._bert_run["expected"] = _expected_pairs(ids)
+            write_json(_run_path(self.config), self.config._bert_run)
 
 
 def pytest_sessionstart(session):
@@ -233,7 +137,7 @@ def pytest_sessionstart(session):
     config._bert_run = {"type": "run", "schema": SCHEMA, "run_id": config._bert_run_id, "env": environment(config),
                         "args": list(config.invocation_params.args), "start": time.time(), "end": None,
                         "exitstatus": None, "expected": None}
-    _write_json(_run_path(config), config._bert_run)
+    write_json(_run_path(config), config._bert_run)
 
 
 def pytest_collection_finish(session):
@@ -241,8 +145,8 @@ def pytest_collection_finish(session):
     config = session.config
     if not config.getoption("--report-dir", None) or _is_worker(config) or not hasattr(config, "_bert_run"):
         return
-    config._bert_run["expected"] = expected_pairs(item.nodeid for item in session.items)
-    _write_json(_run_path(config), config._bert_run)
+    config._bert_run["expected"] = _expected_pairs(item.nodeid for item in session.items)
+    write_json(_run_path(config), config._bert_run)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -251,7 +155,7 @@ def pytest_sessionfinish(session, exitstatus):
     if not config.getoption("--report-dir", None) or _is_worker(config) or not hasattr(config, "_bert_run"):
         return
     config._bert_run.update(end=time.time(), exitstatus=int(exitstatus))
-    _write_json(_run_path(config), config._bert_run)
+    write_json(_run_path(config), config._bert_run)
 
 
 def outcome_of(report, props):
@@ -276,21 +180,9 @@ def worker_id(config):
     return getattr(config, "workerinput", {}).get("workerid", "main")
 
 
-def peak_rss_mb():
-    """This process's peak resident memory so far, in MiB (a worker's, under xdist), or None where unknown."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)  # bytes on macOS, KiB on Linux
-
-
 def check_record(item, report):
     """The JSON record of one (check, target) test: outcome, examples, largest error/tolerance, duration and, for
     a failure, the minimal counterexample and the command that reproduces it."""
-    from .compare import tolerance
-
     check, target = item.callspec.params["check"], item.callspec.params["target"]
     props = dict(item.user_properties)
     outcome = outcome_of(report, props)
@@ -313,8 +205,8 @@ def check_record(item, report):
         "target": target.id, "device": target.device, "dtype": target.dtype, "attn": target.attn,
         "outcome": outcome,
         "examples": props.get("examples"),
-        "max_error_ratio": _json_number(props.get("max_error_ratio")),
-        "failure_ratio": _json_number(props.get("failure_ratio")) if failed else None,
+        "max_error_ratio": json_number(props.get("max_error_ratio")),
+        "failure_ratio": json_number(props.get("failure_ratio")) if failed else None,
         "tolerance": tol,
         "explained": props.get("explained") or [],
         "duration_s": round(report.duration, 3),
@@ -340,7 +232,4 @@ def pytest_runtest_makereport(item, call):
         return
     if not (report.when == "call" or (report.when == "setup" and not report.passed)):
         return
-    os.makedirs(directory, exist_ok=True)
-    worker = worker_id(item.config)
-    with open(os.path.join(directory, f"records-{worker}.jsonl"), "a") as f:
-        f.write(json.dumps(check_record(item, report)) + "\n")
+    append_record(directory, worker_id(item.config), check_record(item, report))

@@ -9,33 +9,14 @@ import re
 import shlex
 import time
 import zlib
-from dataclasses import dataclass
 
 import numpy as np
-from hypothesis import Phase, given, seed, settings
+from hypothesis import Phase, core, given, seed, settings
 
-import reference
+from reference import BertSpec, ReferenceInputError
 from reference import heads as ref_heads
 
 from .compare import Comparison, compare, tolerance
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where and how transformers runs: device, dtype and attention implementation."""
-
-    device: str
-    dtype: str
-    attn: str
-
-    @property
-    def id(self):
-        return f"{self.device}-{self.dtype}-{self.attn}"
-
-    @classmethod
-    def parse(cls, text):
-        device, dtype, attn = text.split("-")
-        return cls(device, dtype, attn)
 
 
 class Clock:
@@ -54,7 +35,7 @@ def reference_outputs(case, weights, adapter):
 
 
 def _reference_outputs(case, weights, adapter):
-    spec = reference.BertSpec.from_mapping(case.config)
+    spec = BertSpec.from_mapping(case.config)
     kwargs = dict(case.inputs)
     kwargs.update(case.labels)
     if case.head == "BertForTokenClassification" and case.labels:
@@ -147,6 +128,26 @@ def compare_with_reference(check, case, adapter, target):
     return results
 
 
+def refusals(reference_call, implementation_call):
+    """Run both calls: (expected, actual, None) when both return, else (None, None, [a "refusal" Comparison]) that
+    holds when both refused (the reference with ReferenceInputError, the implementation with any exception, whose
+    type and first line go into the message)."""
+    ref_error = impl_error = None
+    try:
+        expected = reference_call()
+    except ReferenceInputError as exc:
+        ref_error, expected = f"ReferenceInputError: {exc}", None
+    try:
+        actual = implementation_call()
+    except Exception as exc:  # any refusal by the implementation counts; its type goes into the message
+        impl_error, actual = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}", None
+    if ref_error is None and impl_error is None:
+        return expected, actual, None
+    ok = ref_error is not None and impl_error is not None
+    message = f"implementation: {impl_error or 'returned a result'}; reference: {ref_error or 'returned a result'}"
+    return None, None, [Comparison("refusal", ok, 0.0, "" if ok else message)]
+
+
 def run_check(check, adapter, case, target):
     """The comparisons of one case: against the reference, or the check's own property."""
     if check.kind == "reference":
@@ -156,21 +157,29 @@ def run_check(check, adapter, case, target):
 
 # --- the Hypothesis test of one check on one target ------------------------------------------------------------
 
-DEFAULT_ADAPTER = "conformance.adapter:TransformersAdapter"
+DEFAULT_ADAPTER = "conformance.adapters.transformers:TransformersAdapter"
 
 
 def failure_message(check, target, adapter, case, failures):
+    """What a failing test prints: the check, target and implementation, each failed comparison's message, the
+    drawn config and the command that reproduces the case."""
     lines = [f"check {check.id} on {target.id} against {adapter!r}: {check.description}"]
     lines += [f.message for f in failures]
     if hasattr(case, "config"):
         lines.append(f"config: {case.config}")
-    lines.append(f"reproduce: python -m conformance repro {check.id} {target.id} '{case.to_json()}'")
+    lines.append(f"reproduce: {reproduce_command(check, target, adapter, case)}")
     return "\n".join(lines)
 
 
+def adapter_spec(adapter):
+    """The `module:Class` that names `adapter`'s class (what `--adapter` takes)."""
+    return f"{type(adapter).__module__}:{type(adapter).__qualname__}"
+
+
 def reproduce_command(check, target, adapter, case):
-    """The shell command that re-runs `case` of `check` on `target` and prints every comparison."""
-    spec = f"{type(adapter).__module__}:{type(adapter).__qualname__}"
+    """The shell command that re-runs `case` of `check` on `target` against the same adapter and prints every
+    comparison."""
+    spec = adapter_spec(adapter)
     option = "" if spec == DEFAULT_ADAPTER else f" --adapter {spec}"
     return f"python -m conformance{option} repro {check.id} {target.id} {shlex.quote(case.to_json())}"
 
@@ -187,8 +196,6 @@ def group_seed(check, hypothesis_settings):
     `--hypothesis-seed`, else a fresh random one (so that a target's own run can replay what a screening saw)."""
     if hypothesis_settings.derandomize:
         return check_seed(check)
-    from hypothesis import core
-
     forced = getattr(core, "global_force_seed", None)
     return forced if forced is not None else random.getrandbits(64)
 

@@ -33,7 +33,7 @@ IGNORE_LEVELS = 5  # share of -100 labels: none, about 1/4, 1/2, 3/4, all
 _BINARY = {}
 
 
-def _bytes(draw, n, reverse=True):
+def byte_values(draw, n, reverse=True):
     """`n` bytes as one choice, as int64 values 0..255, last byte first. Reversed because the shrinker, besides
     lowering each byte, tries sorting the bytes ascending: that moves the large bytes to the end of the choice, so to
     the front of the array, where lowering the batch size and the length keeps them."""
@@ -43,29 +43,29 @@ def _bytes(draw, n, reverse=True):
     return raw[::-1] if reverse else raw
 
 
-def _header(draw, fields):
+def header(draw, fields):
     """One byte per field of `fields` ((name, count), ...): name -> a value in [0, count)."""
-    return _header_and_bytes(draw, fields, 0)[0]
+    return header_and_bytes(draw, fields, 0)[0]
 
 
-def _header_and_bytes(draw, fields, n):
-    """A header of `fields` (see `_header`) and `n` more bytes, as by `_bytes` (last byte first), in one choice.
+def header_and_bytes(draw, fields, n):
+    """A header of `fields` (see `header`) and `n` more bytes, as by `byte_values` (last byte first), in one choice.
     One choice instead of two costs Hypothesis half as much per example: it tries copying a choice into another of
     the same kind (`generate_mutations_from`), which for a header and a byte string of other sizes never makes a
     case."""
-    raw = _bytes(draw, len(fields) + n, reverse=False)
+    raw = byte_values(draw, len(fields) + n, reverse=False)
     return {name: int(b) % count for (name, count), b in zip(fields, raw)}, raw[len(fields):][::-1]
 
 
 SEED_FIELDS = [(f"seed{i}", 256) for i in range(4)]  # a 32-bit seed as four header bytes
 
 
-def _seed(h):
+def seed_of(h):
     """The 32-bit seed of a header with SEED_FIELDS."""
     return int.from_bytes(bytes(h[f"seed{i}"] for i in range(4)), "big")
 
 
-def _config_fields(activations, num_labels):
+def config_fields(activations, num_labels):
     fields = [("heads", 4), ("head_size", 3), ("vocab", 21), ("layers", 3), ("intermediate", 16),
               ("act", len(activations)), ("eps", len(EPS_CHOICES)), ("types", 3)]
     if num_labels is None:
@@ -73,7 +73,7 @@ def _config_fields(activations, num_labels):
     return fields
 
 
-def _config(h, activations, num_labels, is_decoder, problem_type):
+def config_of(h, activations, num_labels, is_decoder, problem_type):
     """The BertConfig dict of header `h`: 1-3 layers, 1-4 heads of size 2-4, vocabulary 4-24, any activation."""
     heads = 1 + h["heads"]
     config = dict(
@@ -97,17 +97,17 @@ def _config(h, activations, num_labels, is_decoder, problem_type):
 @st.composite
 def configs(draw, activations, num_labels=None, is_decoder=False, problem_type=None):
     """A BertConfig as a dict: 1-3 layers, 1-4 heads of size 2-4, any supported activation and LayerNorm eps."""
-    h = _header(draw, _config_fields(activations, num_labels))
-    return _config(h, activations, num_labels, is_decoder, problem_type)
+    h = header(draw, config_fields(activations, num_labels))
+    return config_of(h, activations, num_labels, is_decoder, problem_type)
 
 
-def _grid(draw, rows):
+def byte_grid(draw, rows):
     """A byte per element of a [rows, MAX_LENGTH] grid (`rows`: MAX_BATCH, or MAX_BATCH * MAX_CHOICES for multiple
     choice), as an int64 array."""
-    return _bytes(draw, rows * MAX_LENGTH).reshape(rows, MAX_LENGTH)
+    return byte_values(draw, rows * MAX_LENGTH).reshape(rows, MAX_LENGTH)
 
 
-def _corner(grid, batch, length, choices=None):
+def corner(grid, batch, length, choices=None):
     """The drawn shape's leading corner of a grid laid out at the largest shape: [batch, length], or
     [batch * choices, length] (example-major) for multiple choice."""
     if choices is None:
@@ -115,19 +115,19 @@ def _corner(grid, batch, length, choices=None):
     return grid.reshape(MAX_BATCH, MAX_CHOICES, MAX_LENGTH)[:batch, :choices, :length].reshape(-1, length)
 
 
-def _class_labels(raw, num_classes, level):
+def class_labels(raw, num_classes, level):
     """Class indices in [0, num_classes) from bytes; with ignore `level` k, bytes >= 256 - 64k are -100 (ignored), so
     any density, all-ignored included (k = 4)."""
     return np.where(raw >= 256 - 64 * level, IGNORE, raw % num_classes).astype(np.int64)
 
 
-def _positions(raw, length):
+def qa_positions(raw, length):
     """QA positions from bytes: 0..length+3 (inside, at and beyond the length), then -1..-3 (below 0)."""
     v = raw % (length + 7)
     return np.where(v <= length + 3, v, length + 3 - v).astype(np.int64)
 
 
-def _regression(raw2):
+def regression_values(raw2):
     """Floats in [-3, 3) on a grid of 3 * 2^-15 (exact in float32) from pairs of bytes; (0, 0) is 0.0."""
     k = (raw2[..., 0] * 256 + raw2[..., 1]).astype(np.int64)
     return np.where(k < 32768, k, k - 65536) * (3.0 / 32768)
@@ -152,21 +152,21 @@ def cases(draw, head, activations, labels="class", num_labels=None, is_decoder=F
               ("ignore", IGNORE_LEVELS), ("label_shape", 2), ("num_items", 256)]
     if multiple_choice:
         fields.append(("choices", MAX_CHOICES))
-    h = _header(draw, _config_fields(activations, num_labels) + fields + SEED_FIELDS)
-    config = _config(h, activations, num_labels, is_decoder, problem_type)
+    h = header(draw, config_fields(activations, num_labels) + fields + SEED_FIELDS)
+    config = config_of(h, activations, num_labels, is_decoder, problem_type)
     batch, length = 1 + h["batch"], 1 + h["length"]
     choices = 1 + h["choices"] if multiple_choice else None
     rows = MAX_BATCH * (MAX_CHOICES if multiple_choice else 1)
 
-    ids, lengths, types, positions = (_grid(draw, rows), _bytes(draw, rows), _grid(draw, rows), _grid(draw, rows))
-    inputs = {"input_ids": _corner(ids, batch, length, choices) % config["vocab_size"]}
+    ids, lengths, types, positions = (byte_grid(draw, rows), byte_values(draw, rows), byte_grid(draw, rows), byte_grid(draw, rows))
+    inputs = {"input_ids": corner(ids, batch, length, choices) % config["vocab_size"]}
     if h["padding"]:
         n = lengths.reshape(MAX_BATCH, -1)[:batch, :choices].reshape(-1) if multiple_choice else lengths[:batch]
         inputs["attention_mask"] = (np.arange(length)[None, :] < (1 + n % length)[:, None]).astype(np.int64)
     if h["token_types"]:
-        inputs["token_type_ids"] = _corner(types, batch, length, choices) % config["type_vocab_size"]
+        inputs["token_type_ids"] = corner(types, batch, length, choices) % config["type_vocab_size"]
     if h["positions"]:
-        inputs["position_ids"] = _corner(positions, batch, length, choices) % MAX_POSITIONS
+        inputs["position_ids"] = corner(positions, batch, length, choices) % MAX_POSITIONS
     if multiple_choice:
         inputs = {k: v.reshape(batch, choices, length) for k, v in inputs.items()}
         num_classes = choices
@@ -178,29 +178,29 @@ def cases(draw, head, activations, labels="class", num_labels=None, is_decoder=F
         label_arrays = {}
     elif labels == "class":
         classes = 2 if head == "BertForNextSentencePrediction" else num_classes
-        label_arrays = {"labels": _class_labels(_bytes(draw, MAX_BATCH)[:batch], classes, level).astype(label_dtype)}
+        label_arrays = {"labels": class_labels(byte_values(draw, MAX_BATCH)[:batch], classes, level).astype(label_dtype)}
     elif labels == "tokens":
         classes = vocab if head in ("BertForMaskedLM", "BertLMHeadModel") else config["num_labels"]
-        grid = _grid(draw, MAX_BATCH)[:batch, :length]
-        label_arrays = {"labels": _class_labels(grid, classes, level).astype(label_dtype)}
+        grid = byte_grid(draw, MAX_BATCH)[:batch, :length]
+        label_arrays = {"labels": class_labels(grid, classes, level).astype(label_dtype)}
     elif labels == "pretraining":
-        grid, per_example = _grid(draw, MAX_BATCH)[:batch, :length], _bytes(draw, MAX_BATCH)[:batch]
-        label_arrays = {"labels": _class_labels(grid, vocab, level),
-                        "next_sentence_label": _class_labels(per_example, 2, level)}
+        grid, per_example = byte_grid(draw, MAX_BATCH)[:batch, :length], byte_values(draw, MAX_BATCH)[:batch]
+        label_arrays = {"labels": class_labels(grid, vocab, level),
+                        "next_sentence_label": class_labels(per_example, 2, level)}
     elif labels == "regression":  # two bytes per value, up to MAX_LABELS values per example
         n = config["num_labels"]
-        raw = _bytes(draw, MAX_BATCH * MAX_LABELS * 2).reshape(MAX_BATCH, MAX_LABELS, 2)[:batch, :n]
-        values = _regression(raw)
+        raw = byte_values(draw, MAX_BATCH * MAX_LABELS * 2).reshape(MAX_BATCH, MAX_LABELS, 2)[:batch, :n]
+        values = regression_values(raw)
         label_arrays = {"labels": values[:, 0] if n == 1 and h["label_shape"] == 0 else values}
     elif labels == "multi_label":
-        raw = _bytes(draw, MAX_BATCH * MAX_LABELS).reshape(MAX_BATCH, MAX_LABELS)[:batch, :config["num_labels"]]
+        raw = byte_values(draw, MAX_BATCH * MAX_LABELS).reshape(MAX_BATCH, MAX_LABELS)[:batch, :config["num_labels"]]
         label_arrays = {"labels": np.asarray(MULTI_LABEL_VALUES)[raw % len(MULTI_LABEL_VALUES)]}
     elif labels == "qa":
-        raw = _bytes(draw, MAX_BATCH * 2).reshape(MAX_BATCH, 2)[:batch]
+        raw = byte_values(draw, MAX_BATCH * 2).reshape(MAX_BATCH, 2)[:batch]
         shape = (batch,) if h["label_shape"] == 0 else (batch, 1)
-        label_arrays = {"start_positions": _positions(raw[:, 0], length).reshape(shape),
-                        "end_positions": _positions(raw[:, 1], length).reshape(shape)}
+        label_arrays = {"start_positions": qa_positions(raw[:, 0], length).reshape(shape),
+                        "end_positions": qa_positions(raw[:, 1], length).reshape(shape)}
     else:
         raise ValueError(labels)
     num_items = 1 + h["num_items"] % (batch * length) if with_num_items else None
-    return Case(head, config, _seed(h), inputs, label_arrays, num_items)
+    return Case(head, config, seed_of(h), inputs, label_arrays, num_items)

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from conformance.adapter import TransformersAdapter, _structure
+from conformance.adapters.torch_models import structure
+from conformance.adapters.transformers import TransformersAdapter
 
 pytestmark = pytest.mark.harness
 
@@ -19,7 +20,7 @@ def _config(adapter):
 def test_construct_matches_an_ordinary_build(head):
     adapter = TransformersAdapter()
     model = adapter._construct(head, _config(adapter))
-    assert _structure(model) == _structure(getattr(adapter.transformers, head)(_config(adapter)))
+    assert structure(model) == structure(getattr(adapter.transformers, head)(_config(adapter)))
 
 
 class UntiesWithoutInit(TransformersAdapter):
@@ -32,7 +33,7 @@ class UntiesWithoutInit(TransformersAdapter):
         return model
 
 
-def test_construct_falls_back_where_skipping_the_init_changes_the_structure():
+def test_construct_falls_back_where_skipping_the_init_changes_thestructure():
     adapter = UntiesWithoutInit()
     model = adapter._construct("BertForMaskedLM", _config(adapter))
     assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from conformance import bench, cli
-from conformance.adapter import TransformersAdapter
-from conformance.pytest_plugin import make_targets
+from conformance.adapters.transformers import TransformersAdapter
+from conformance.targets import Target, make_targets
 from conformance.registry import CHECKS, CHECKS_BY_ID
-from conformance.runner import Clock, Target
+from conformance.runner import Clock
 
 pytestmark = pytest.mark.harness
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from hypothesis import find, settings
 
-from conformance.adapter import TransformersAdapter
+from conformance.adapters.transformers import TransformersAdapter
 from conformance.registry import CHECKS_BY_ID
-from conformance.runner import Target
+from conformance.targets import Target
 from reference import optim
 
 pytestmark = pytest.mark.harness

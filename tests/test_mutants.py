@@ -13,7 +13,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 
 from conformance import mutants
-from conformance.mutants import AREAS, MUTANTS, MUTANTS_BY_ID, SUBSETS, MutantError
+from conformance.mutants import AREAS, MUTANTS, MUTANTS_BY_ID, SUBSETS, MutantError, guard, runner
 from conformance.registry import CHECKS
 
 pytestmark = pytest.mark.harness
@@ -130,7 +130,7 @@ def test_guard_refuses_the_pristine_package(tmp_path, monkeypatch):
     monkeypatch.setenv(mutants.GUARD_ENV, json.dumps({"root": str(tmp_path), "file": "x.py", "new": "y",
                                                       "report": str(report)}))
     with pytest.raises(pytest.UsageError, match="not from the mutated copy"):
-        mutants.pytest_sessionstart(None)
+        guard.pytest_sessionstart(None)
     assert json.loads(report.read_text())["problem"]
 
 
@@ -144,7 +144,7 @@ def test_run_mutant_kills_a_cheap_mutant():
 
 
 def test_timeout_kills_the_process_group(tmp_path):
-    code, _ = mutants._run([sys.executable, "-c", "import time; time.sleep(30)"], dict(os.environ), tmp_path, 1)
+    code, _ = runner.run_in_group([sys.executable, "-c", "import time; time.sleep(30)"], dict(os.environ), tmp_path, 1)
     assert code is None
 
 
@@ -226,8 +226,8 @@ def test_run_writes_results_and_discounts_kills_by_checks_failing_on_the_baselin
         r.update(file=mutant.file, checks=mutant.checks, versions=mutant.versions, equivalent=mutant.equivalent)
         return r
 
-    monkeypatch.setattr(mutants, "run_mutant", fake_mutant)
-    monkeypatch.setattr(mutants, "run_baseline", lambda *a, **k: {
+    monkeypatch.setattr(runner, "run_mutant", fake_mutant)
+    monkeypatch.setattr(runner, "run_baseline", lambda *a, **k: {
         "status": "fail", "checks": "...", "passed": 3, "failed": ["schedule.linear"], "skipped": 0, "seconds": 1.0,
         "message": "..."})
     parser = mutants.add_arguments(argparse.ArgumentParser())

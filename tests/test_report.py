@@ -14,10 +14,9 @@ import sys
 import numpy as np
 import pytest
 
-from conformance import registry
-from conformance.adapter import TransformersAdapter
-from conformance.report import load, markdown, merge, write_reports
-from conformance.html_report import html
+from conformance import drift
+from conformance.adapters.transformers import TransformersAdapter
+from conformance.report import html, load, markdown, merge, write_reports
 
 pytestmark = pytest.mark.harness
 
@@ -185,13 +184,13 @@ def test_summary_and_explained(matrix):
 
 
 def test_drift_catalog(matrix, monkeypatch):
-    monkeypatch.setattr(registry, "CHANGES", [])
+    monkeypatch.setattr(drift, "CHANGES", [])
     assert "No behaviour changes recorded." in markdown(matrix)
     assert "No behaviour changes recorded." in html(matrix)
-    change = registry.Change(id="qa-clamp", since="5.24.0", area="head", title="QA positions clamped",
-                             old="old rule", new="new rule", checks=("head.question_answering",),
-                             example=lambda: {"input": "start_positions=[9]", "old": "loss 1.5", "new": "loss 0.7"})
-    monkeypatch.setattr(registry, "CHANGES", [change])
+    change = drift.Change(id="qa-clamp", since="5.24.0", area="head", title="QA positions clamped",
+                          old="old rule", new="new rule", checks=("head.question_answering",),
+                          example=lambda: {"input": "start_positions=[9]", "old": "loss 1.5", "new": "loss 0.7"})
+    monkeypatch.setattr(drift, "CHANGES", [change])
     text = markdown(matrix)
     assert "| qa-clamp | 5.24.0  | head   | QA positions clamped | head.question_answering |" in text
     assert "### qa-clamp: QA positions clamped" in text and "input: start_positions=[9]\nold: loss 1.5" in text
@@ -241,6 +240,21 @@ def test_cli_report(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "conformance", "report", "--records", str(tmp_path / "none")],
                           capture_output=True, text=True, cwd=tmp_path, timeout=120, env=ENV)
     assert proc.returncode != 0 and "no records folder" in proc.stderr
+
+
+def test_cli_report_without_torch(tmp_path):
+    """`bert-conformance report` needs neither torch nor transformers: it reads records, the registry and the
+    drift catalog."""
+    write_synthetic_records(tmp_path / "records")
+    out = tmp_path / "out"
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None; "
+            "from conformance.cli import main; "
+            f"sys.exit(main(['report', '--records', {str(tmp_path / 'records')!r}, '--out', {str(out)!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env=ENV)
+    assert proc.returncode == 0, proc.stderr
+    assert "#### fail: head.masked_lm" in (out / "COMPATIBILITY.md").read_text()
+    assert "<!DOCTYPE html>" in (out / "index.html").read_text()
 
 
 # --- records written by real runs ---------------------------------------------------------------------------------

@@ -11,8 +11,7 @@ test then reports its own target's result; a target that failed the screening ru
 same failing case and shrinks it. The first test's duration therefore holds its whole group's work.
 """
 
-from conformance.runner import (  # noqa: F401 (failure_message, reproduce_command: this module's API)
-    DEFAULT_ADAPTER, failure_message, group_seed, new_stats, reproduce_command, screen, target_test)
+from conformance.runner import group_seed, new_stats, reproduce_command, screen, target_test
 
 _screenings = {}  # check id -> (seed, {target id: screened stats}) of this process, until its targets have run
 

@@ -9,8 +9,10 @@ id) act on every element of class `filterable` through its data attributes: `dat
 
 from html import escape
 
-from .report import (CHANGED, OUTCOMES, cell_text, change_example, column_label, explained_differences, ratio_text,
-                     summary_text, unfinished_runs, version_counts, version_note, worst, _registry)
+from ..records import OUTCOMES
+from .matrix import catalog
+from .text import (CHANGED, cell_text, change_example, column_label, explained_differences, ratio_text, summary_text,
+                   unfinished_runs, version_counts, version_note, worst)
 
 CSS = """
 :root { --pass: #d8f0d8; --explained: #d6e8fa; --fail: #f8c8c8; --error: #f6d2a8; --not_applicable: #ececec;
@@ -91,10 +93,12 @@ JS = """
 
 
 def _e(text):
+    """`text` as HTML-escaped text (quotes too, so it may go into an attribute)."""
     return escape(str(text), quote=True)
 
 
 def _attrs(check, area, outcomes, differs):
+    """The data attributes the filters read: `data-check`, `data-area`, `data-outcomes`, `data-differs`."""
     return (f'data-check="{_e(check)}" data-area="{_e(area)}" data-outcomes="{_e(" ".join(sorted(set(outcomes))))}" '
             f'data-differs="{1 if differs else 0}"')
 
@@ -123,6 +127,7 @@ def _cell(cell, anchors):
 
 
 def _summary(matrix):
+    """The summary section: counts, outcome counts per version, a line per version and unfinished run, legend."""
     rows = []
     for impl, version in matrix.versions:
         counts = version_counts(matrix, impl, version)
@@ -142,6 +147,8 @@ def _summary(matrix):
 
 
 def _filters(matrix):
+    """The sticky filter bar: area and outcome checkboxes (outcomes present only), "only rows that differ", a
+    search on the check id and the column layout (every target, or one per version)."""
     areas = "".join(f'<label><input type="checkbox" name="area" value="{_e(a)}" checked> {_e(a)}</label>'
                     for a in matrix.areas)
     present = {cell.outcome for cell in matrix.cells.values()}
@@ -158,13 +165,15 @@ def _filters(matrix):
 
 
 def _matrix(matrix, anchors):
+    """The matrix section: a row per check under a row per area, a cell per (version, target) and a compact
+    summary cell per version (shown instead when the columns select "one per version")."""
     head = ['<th class="check">check</th>']
     head += [f'<th class="full">{_e(column_label(c, matrix)).replace(" ", "<br>")}</th>' for c in matrix.columns]
     single = len({impl for impl, _ in matrix.versions}) == 1
     head += [f'<th class="compact">{_e(version if single else f"{impl} {version}")}</th>'
              for impl, version in matrix.versions]
     width = 1 + len(matrix.columns) + len(matrix.versions)
-    descriptions = {c.id: c.description for c in _registry()[0]}
+    descriptions = {c.id: c.description for c in catalog().checks}
     body = []
     for area in matrix.areas:
         body.append(f'<tr class="area-row" data-area="{_e(area)}"><th colspan="{width}">{_e(area)}</th></tr>')
@@ -184,7 +193,9 @@ def _matrix(matrix, anchors):
 
 
 def _drift():
-    _, changes = _registry()
+    """The drift catalog section: a table of the behaviour changes (checks linked to their rows), then a
+    `<details>` per change with its example."""
+    changes = catalog().changes
     if not changes:
         return '<section id="drift"><h2>Drift catalog</h2><p>No behaviour changes recorded.</p></section>'
     rows = "".join(f"<tr><td>{_e(c.id)}</td><td>{_e(c.since)}</td><td>{_e(c.area)}</td><td>{_e(c.title)}</td>"
@@ -201,12 +212,15 @@ def _drift():
 
 
 def _explained(matrix):
+    """The explained differences section (empty when no known difference explained a cell)."""
     items = "".join(f"<li><code>{_e(k.id)}</code> ({_e(check)}; {_e(', '.join(versions))}): {_e(k.description)}</li>"
                     for k, check, versions in explained_differences(matrix))
     return f'<section id="explained"><h2>Explained differences</h2><ul>{items}</ul></section>' if items else ""
 
 
 def _details(matrix, anchors):
+    """The details section: a `<details>` per problem cell (anchored by `anchors`), with its facts, message,
+    counterexample and repro command."""
     entries = []
     for cell in matrix.problems():
         r = cell.record or {}

@@ -1,15 +1,14 @@
-"""Metamorphic properties and error conformance: relations checked on transformers alone, and refusals that
-transformers and the reference must share."""
+"""Metamorphic relations: properties checked on the implementation alone (padding, batching, choice order,
+determinism, zero gradient at ignored positions)."""
 
 import numpy as np
-from hypothesis import strategies as st
 
-import reference
+from reference.losses import shift_labels
 
-from .case import Case
-from .compare import Comparison, compare, tolerance
-from .runner import reference_outputs
-from .adapter import logit_keys
+from ..case import Case, logit_keys
+from ..check import Check
+from ..compare import Tolerance, compare, tolerance
+from .encoder import model_cases
 
 
 def _run(adapter, case, target, grad=False):
@@ -69,7 +68,7 @@ def choice_permutation(adapter, case, target):
 def eval_determinism(adapter, case, target):
     """Eval mode is deterministic: two runs of the same case agree bit for bit (dropout is off)."""
     a, b = _run(adapter, case, target), _run(adapter, case, target)
-    exact = type(_tol(target))(rtol=0.0, atol=0.0)
+    exact = Tolerance(rtol=0.0, atol=0.0)
     return [compare(key, b[key], a[key], exact) for key in a if key != "loss_grad"]
 
 
@@ -78,50 +77,29 @@ def ignored_zero_grad(adapter, case, target):
     last position) get exactly zero gradient of the loss with respect to their logits."""
     out = _run(adapter, case, target, grad=True)
     labels = case.labels["labels"]
-    scored = reference.losses.shift_labels(labels) if case.head == "BertLMHeadModel" else labels
+    scored = shift_labels(labels) if case.head == "BertLMHeadModel" else labels
     ignored = scored == -100
     grad = out["loss_grad"]["logits"][ignored]
-    return [compare("loss_grad.logits[ignored]", grad, np.zeros_like(grad), type(_tol(target))(0.0, 0.0))]
+    return [compare("loss_grad.logits[ignored]", grad, np.zeros_like(grad), Tolerance(0.0, 0.0))]
 
 
-def both_refuse(adapter, case, target):
-    """transformers raises and the reference raises ReferenceInputError: neither returns a number for bad labels.
-    Where the version's rule never reads the corrupted label (the early token-classification rule skips padded
-    positions), the reference accepts it, and then transformers must accept it too."""
-    spec_weights = adapter.build(case, target.attn, target.device, target.dtype)[1]
-    try:
-        adapter.run(case, target.attn, target.device, target.dtype, grad=False)
-        tf = None
-    except Exception as exc:  # any refusal counts; its type is recorded in the message
-        tf = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
-    try:
-        reference_outputs(case, spec_weights, adapter)
-        ref = None
-    except reference.ReferenceInputError as exc:
-        ref = f"ReferenceInputError: {exc}"
-    ok = (tf is None) == (ref is None)
-    message = f"transformers: {tf or 'returned a result'}; reference: {ref or 'returned a result'}"
-    return [Comparison("refusal", ok, 0.0, "" if ok else message)]
+def _metamorphic(name, head, prop, description=None, **kw):
+    return Check(f"metamorphic.{name}", "metamorphic", head, description or prop.__doc__, model_cases(head, **kw),
+                 kind="metamorphic", prop=prop)
 
 
-@st.composite
-def corrupted(draw, valid_cases, how):
-    """A valid case whose labels are then broken `how`: out_of_range | wrong_shape | float_dtype.
-
-    Out of range: one label, at any position, becomes one of classes..classes+5, -99..-1 or -1000..-101 (the
-    label byte, the position and the value drawn as one choice of four bytes, each shrinking toward the first)."""
-    case = draw(valid_cases)
-    labels = case.labels["labels"]
-    if how == "out_of_range":
-        classes = case.config["vocab_size"] if case.head == "BertForMaskedLM" else case.config["num_labels"]
-        kind, index, high, low = (int(b) for b in draw(st.binary(min_size=4, max_size=4)))
-        value = high * 256 + low
-        bad = (classes + value % 6, -1 - value % 99, -101 - value % 900)[kind % 3]
-        labels = labels.copy()
-        labels.flat[index % labels.size] = bad
-    elif how == "wrong_shape":
-        labels = np.concatenate([labels, labels[..., :1]], axis=-1)
-    elif how == "float_dtype":
-        labels = labels.astype(np.float64)
-    case.labels = {"labels": labels}
-    return case
+CHECKS = [
+    _metamorphic("padding_invariance.token_classification", "BertForTokenClassification", padding_invariance,
+                 labels="tokens"),
+    _metamorphic("padding_invariance.masked_lm", "BertForMaskedLM", padding_invariance, labels="tokens"),
+    _metamorphic("batch_split.sequence_classification", "BertForSequenceClassification", batch_split, labels="none"),
+    _metamorphic("batch_split.question_answering", "BertForQuestionAnswering", batch_split, labels="none",
+                 num_labels=2),
+    _metamorphic("choice_permutation", "BertForMultipleChoice", choice_permutation, labels="class", num_labels=1),
+    _metamorphic("eval_determinism", "BertForPreTraining", eval_determinism, labels="pretraining"),
+    _metamorphic("ignored_zero_grad.causal_lm", "BertLMHeadModel", ignored_zero_grad,
+                 "positions labelled -100 (after the shift, and the last position) get exactly zero gradient",
+                 labels="tokens", is_decoder=True),
+    _metamorphic("ignored_zero_grad.token_classification", "BertForTokenClassification", ignored_zero_grad,
+                 labels="tokens"),
+]

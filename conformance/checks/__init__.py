@@ -1,0 +1,1 @@
+"""The checks, one module per subject; each module's `CHECKS` lists its entries (see `conformance.check`)."""

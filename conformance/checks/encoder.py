@@ -1,0 +1,20 @@
+"""The BERT encoder (`BertModel`) against the reference: embeddings, attention masks, every activation, pooler."""
+
+from ..check import SDPA_FLOAT64_CAUSAL_MASK, Check, activations
+from ..strategies import cases
+
+
+def model_cases(head, **kw):
+    """adapter -> the model cases of `head` (see `conformance.strategies.cases`) over the activations both sides
+    know."""
+    return lambda adapter: cases(head, activations(adapter), **kw)
+
+
+CHECKS = [
+    Check("encoder.bidirectional", "encoder", "BertModel",
+          "BertModel last hidden state and pooled output: embeddings, padded-key masking, every activation, pooler",
+          model_cases("BertModel", labels="none")),
+    Check("encoder.causal", "encoder", "BertModel",
+          "BertModel as a decoder (is_decoder=True): causal plus padding mask",
+          model_cases("BertModel", labels="none", is_decoder=True), known=(SDPA_FLOAT64_CAUSAL_MASK,)),
+]

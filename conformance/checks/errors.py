@@ -1,0 +1,97 @@
+"""Error conformance: bad input that the implementation and the reference must both refuse (corrupted labels,
+AdamW hyper-parameters outside their domain, masking probabilities outside [0, 1])."""
+
+import numpy as np
+from hypothesis import strategies as st
+
+from reference import ReferenceInputError
+
+from ..case import SubjectCase
+from ..check import Check, activations
+from ..compare import Comparison
+from ..runner import reference_outputs, refusals
+from ..strategies import cases
+from .adamw import adamw_cases, run_adamw, reference_adamw
+from .masking import collate, masking_cases, masking_spec, replacements_of, special_ids
+
+
+def both_refuse(adapter, case, target):
+    """The implementation raises and the reference raises ReferenceInputError: neither returns a number for bad
+    labels. Where the version's rule never reads the corrupted label (the early token-classification rule skips
+    padded positions), the reference accepts it, and then the implementation must accept it too."""
+    weights = adapter.build(case, target.attn, target.device, target.dtype)[1]
+    _, _, refusal = refusals(lambda: reference_outputs(case, weights, adapter),
+                             lambda: adapter.run(case, target.attn, target.device, target.dtype, grad=False))
+    return refusal or [Comparison("refusal", True, 0.0, "")]
+
+
+@st.composite
+def corrupted(draw, valid_cases, how):
+    """A valid case whose labels are then broken `how`: out_of_range | wrong_shape | float_dtype.
+
+    Out of range: one label, at any position, becomes one of classes..classes+5, -99..-1 or -1000..-101 (the
+    label byte, the position and the value drawn as one choice of four bytes, each shrinking toward the first)."""
+    case = draw(valid_cases)
+    labels = case.labels["labels"]
+    if how == "out_of_range":
+        classes = case.config["vocab_size"] if case.head == "BertForMaskedLM" else case.config["num_labels"]
+        kind, index, high, low = (int(b) for b in draw(st.binary(min_size=4, max_size=4)))
+        value = high * 256 + low
+        bad = (classes + value % 6, -1 - value % 99, -101 - value % 900)[kind % 3]
+        labels = labels.copy()
+        labels.flat[index % labels.size] = bad
+    elif how == "wrong_shape":
+        labels = np.concatenate([labels, labels[..., :1]], axis=-1)
+    elif how == "float_dtype":
+        labels = labels.astype(np.float64)
+    case.labels = {"labels": labels}
+    return case
+
+
+def adamw_refuses(adapter, case, target):
+    """Hyper-parameters outside AdamW's domain (negative lr or eps, a beta outside [0, 1)) are refused by both."""
+    _, _, refusal = refusals(lambda: reference_adamw(case), lambda: run_adamw(adapter, case, target))
+    return refusal or [Comparison("refusal", False, 0.0, "neither side refused")]
+
+
+def masking_refuses(adapter, case, target):
+    """Probabilities outside [0, 1], or replacement probabilities summing above 1, are refused by both. Before the
+    collator validated its settings (4.49), torch.bernoulli refused a bad mlm_probability only where it drew, so a
+    batch with no selectable position went through."""
+    p = case.params
+
+    def reference_call():
+        try:
+            return masking_spec(adapter, p["vocab_size"], p["settings"])
+        except ReferenceInputError:
+            drawn = any(i not in special_ids(adapter) for row in p["rows"] for i in row)
+            if adapter.has("collator-replacement-probabilities") or drawn:
+                raise
+            return None
+
+    _, _, refusal = refusals(reference_call, lambda: collate(adapter, case))
+    return refusal or [Comparison("refusal", True, 0.0, "")]  # both accepted: the release's rule draws nothing
+
+
+def _label_check(how, name, head, labels):
+    return Check(f"errors.{how}.{name}", "errors", head, f"labels {how.replace('_', ' ')}: both must refuse",
+                 lambda adapter: corrupted(cases(head, activations(adapter), labels=labels), how),
+                 kind="error", prop=both_refuse, every_attention=False, cpu_only=True)
+
+
+CHECKS = [
+    *[_label_check(how, name, head, labels)
+      for how in ("out_of_range", "wrong_shape", "float_dtype")
+      for name, head, labels in (
+          ("sequence_classification", "BertForSequenceClassification", "class"),
+          ("token_classification", "BertForTokenClassification", "tokens"),
+          ("masked_lm", "BertForMaskedLM", "tokens"),
+      )
+      if not (how == "float_dtype" and name == "sequence_classification")],  # float labels mean multi-label there
+    Check("errors.adamw.hyperparameters", "errors", "torch.optim.AdamW", adamw_refuses.__doc__,
+          lambda adapter: adamw_cases("torch.optim.AdamW", invalid=True), kind="error", prop=adamw_refuses,
+          once=True, cpu_only=True, case_type=SubjectCase),
+    Check("errors.masking.probabilities", "errors", "DataCollatorForLanguageModeling", masking_refuses.__doc__,
+          lambda adapter: masking_cases("pt", replacements_of(adapter), invalid=True), kind="error",
+          prop=masking_refuses, once=True, cpu_only=True, case_type=SubjectCase),
+]

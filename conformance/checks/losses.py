@@ -1,0 +1,56 @@
+"""The loss rules beyond each head's main one: sequence classification's regression, multi-label, explicit and
+int32-label rules, and the causal LM's `num_items_in_batch` normalisation."""
+
+import numpy as np
+
+from ..check import CAUSAL_LOSS_FLOAT32, Check, KnownDifference
+from .encoder import model_cases
+
+INT32_LABELS_REFUSED = KnownDifference(
+    "int32-class-labels-refused",
+    "transformers infers single_label_classification for int32 labels, but torch's cross_entropy only takes "
+    "int64 targets, so the forward raises; the reference computes the cross-entropy of the same class indices.",
+    holds=lambda adapter: True,
+    raises=r"expected .*(Long|scalar type).*(Int|int)",
+)
+
+
+def needs_problem_type(adapter):
+    """None where the implementation's BertConfig has `problem_type`, else why a check needing it does not apply."""
+    if adapter.has("sequence-classification-problem-type"):
+        return None
+    return f"transformers {adapter.version}'s BertConfig has no problem_type"
+
+
+def takes_num_items(adapter):
+    """None where the causal LM takes `num_items_in_batch`, else why the check does not apply."""
+    if adapter.has("causal-lm-loss-function"):
+        return None
+    return f"transformers {adapter.version}'s BertLMHeadModel takes no num_items_in_batch"
+
+
+CHECKS = [
+    Check("loss.causal_lm.num_items_in_batch", "loss", "BertLMHeadModel",
+          "causal LM loss summed and divided by num_items_in_batch (gradient accumulation normalisation)",
+          model_cases("BertLMHeadModel", labels="tokens", is_decoder=True, with_num_items=True),
+          known=(CAUSAL_LOSS_FLOAT32,), every_attention=False, applies=takes_num_items),
+    Check("loss.sequence_classification.regression", "loss", "BertForSequenceClassification",
+          "num_labels == 1: regression, MSE of the squeezed logits and labels ([B] or [B, 1] labels)",
+          model_cases("BertForSequenceClassification", labels="regression", num_labels=1), every_attention=False),
+    Check("loss.sequence_classification.regression_multi", "loss", "BertForSequenceClassification",
+          "problem_type='regression' with num_labels > 1: MSE over [B, num_labels]",
+          model_cases("BertForSequenceClassification", labels="regression", problem_type="regression"),
+          every_attention=False, applies=needs_problem_type),
+    Check("loss.sequence_classification.multi_label", "loss", "BertForSequenceClassification",
+          "float labels with num_labels > 1: multi-label BCE with logits",
+          model_cases("BertForSequenceClassification", labels="multi_label"), every_attention=False,
+          applies=needs_problem_type),
+    Check("loss.sequence_classification.explicit_single_label", "loss", "BertForSequenceClassification",
+          "problem_type='single_label_classification' given explicitly",
+          model_cases("BertForSequenceClassification", labels="class", problem_type="single_label_classification"),
+          every_attention=False, applies=needs_problem_type),
+    Check("loss.sequence_classification.int32_labels", "loss", "BertForSequenceClassification",
+          "int32 class labels select single-label classification",
+          model_cases("BertForSequenceClassification", labels="class", label_dtype=np.int32),
+          known=(INT32_LABELS_REFUSED,), every_attention=False),
+]

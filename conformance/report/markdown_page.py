@@ -1,0 +1,192 @@
+"""The compatibility report as GitHub-flavoured markdown (`COMPATIBILITY.md`).
+
+Sections: summary, outcome matrix per area (or, with many columns, a compact per-version table and a matrix per
+version), drift catalog, explained differences, details of every cell that is neither pass nor explained, and the
+mutation self-check when `reports/mutants.json` exists.
+"""
+
+import datetime
+import glob
+import os
+
+from tabulate import tabulate
+
+from ..mutants import markdown_section
+from ..records import OUTCOMES
+from .matrix import catalog
+from .text import (CHANGED, cell_text, change_example, column_label, explained_differences, ratio_text, summary_text,
+                   unfinished_runs, version_counts, version_note)
+
+WIDE_TABLE_COLUMNS = 8  # more (version x target) columns than this: compact per-version tables instead
+
+
+def markdown(matrix):
+    """The compatibility report as GitHub-flavoured markdown: summary, outcome matrix per area, drift catalog,
+    explained differences and a details section for every cell that is neither pass nor explained."""
+    out = ["# Compatibility report", ""]
+    if not matrix.columns:
+        return "\n".join(out + ["No records found.", ""])
+    out += _summary(matrix) + _matrix(matrix) + _drift() + _explained(matrix) + _details(matrix)
+    out += _mutants()
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _table(rows, headers):
+    """A GitHub-flavoured table; `|` and line breaks inside cells are escaped."""
+    def clean(value):
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    return tabulate([[clean(v) for v in row] for row in rows], headers=headers, tablefmt="github",
+                    disable_numparse=True)
+
+
+def _fence(text, lang=""):
+    """A fenced code block that survives backticks inside `text`."""
+    fence = "```"
+    while fence in text:
+        fence += "`"
+    return f"{fence}{lang}\n{text.rstrip()}\n{fence}"
+
+
+def _time(t):
+    """A Unix time as "YYYY-MM-DD HH:MM UTC"."""
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _mutants(directory="reports"):
+    """The mutation self-check's score and per-area table (`bert-conformance mutants` writes reports/mutants.json;
+    runs against other releases, reports/mutants-*.json, are summarised one line each); nothing without it."""
+    path = os.path.join(directory, "mutants.json")
+    if not os.path.exists(path):
+        return []
+    others = sorted(glob.glob(os.path.join(directory, "mutants-*.json")))
+    return ["", markdown_section(path, heading="##", others=others), ""]
+
+
+def _summary(matrix):
+    """The summary section: counts of checks, versions, columns and runs; outcome counts per version; a line per
+    version (environment, examples, test time) and per unfinished run; the legend."""
+    rows = []
+    for impl, version in matrix.versions:
+        counts = version_counts(matrix, impl, version)
+        rows.append([impl, version] + [counts[o] or "" for o in OUTCOMES])
+    ends = [r.get("end") or r.get("start") for r in matrix.runs if r.get("end") or r.get("start")]
+    lines = ["## Summary", "",
+             f"{len(matrix.checks)} checks, {len(matrix.versions)} version(s), {len(matrix.columns)} columns "
+             f"(version x device x dtype x attention), {len(matrix.runs)} run(s)"
+             + (f", the newest ended {_time(max(ends))}" if ends else "") + ".", "",
+             _table(rows, ["implementation", "version"] + list(OUTCOMES)), ""]
+    for impl, version in matrix.versions:
+        lines.append(f"- {impl} {version}: {version_note(matrix, impl, version)}")
+    lines += [f"- {line}" for line in unfinished_runs(matrix)]
+    lines += ["", "Cells: outcome and the largest error/tolerance ratio seen (over 1 fails). Outcomes: `pass`; "
+              "`explained` (a documented known difference); `fail` (a comparison did not hold); `error` (an "
+              "unexpected exception); `not_applicable` (the version lacks the feature); `skipped` (the target "
+              "cannot run it); `missing` (expected, but no result was recorded: a crashed or killed worker). No "
+              "ratio: exact agreement, or nothing numeric compared. `—`: not run on that target (checks of losses, "
+              "relations, errors, schedules and optimizers run under one attention implementation or on one "
+              f"target). `{CHANGED}`: the outcome differs from the same target in the previous version.", ""]
+    return lines
+
+
+def _matrix(matrix):
+    """The outcome matrix: one table per area with a column per (version, target) when there is one version or at
+    most WIDE_TABLE_COLUMNS columns; else a table per area with a summary cell per version, then a table per
+    version with its targets."""
+    lines = []
+    wide = len(matrix.versions) == 1 or len(matrix.columns) <= WIDE_TABLE_COLUMNS
+    if wide:
+        lines += ["## Matrix", ""]
+        for area in matrix.areas:
+            checks = [c for c, a in matrix.checks.items() if a == area]
+            rows = [[c] + [cell_text(x) for x in matrix.row(c)] for c in checks]
+            lines += [f"### {area}", "", _table(rows, ["check"] + [column_label(c, matrix) for c in matrix.columns]),
+                      ""]
+        return lines
+    lines += ["## Outcome by version", "",
+              "Each cell summarises the check's outcomes over the targets of that version.", ""]
+    for area in matrix.areas:
+        checks = [c for c, a in matrix.checks.items() if a == area]
+        rows = [[c] + [summary_text(cell for cell in matrix.row(c) if cell and (cell.column.impl, cell.column.version)
+                                    == v) for v in matrix.versions] for c in checks]
+        headers = [v if len({i for i, _ in matrix.versions}) == 1 else f"{i} {v}" for i, v in matrix.versions]
+        lines += [f"### {area}", "", _table(rows, ["check"] + headers), ""]
+    lines += ["## Matrix by version", ""]
+    for impl, version in matrix.versions:
+        columns = [c for c in matrix.columns if (c.impl, c.version) == (impl, version)]
+        rows = [[a, c] + [cell_text(matrix.cells.get((c, col))) for col in columns] for c, a in matrix.checks.items()]
+        lines += [f"### {impl} {version}", "", _table(rows, ["area", "check"] + [c.target for c in columns]), ""]
+    return lines
+
+
+def _drift():
+    """The drift catalog section: a table of the registry's behaviour changes, then each with its example."""
+    changes = catalog().changes
+    lines = ["## Drift catalog", ""]
+    if not changes:
+        return lines + ["No behaviour changes recorded.", ""]
+    rows = [[c.id, c.since, c.area, c.title, ", ".join(c.checks)] for c in changes]
+    lines += [_table(rows, ["change", "since", "area", "title", "checks"]), ""]
+    for c in changes:
+        lines += [f"### {c.id}: {c.title}", "", f"Since {c.since} ({c.area}).", "", f"- before: {c.old}",
+                  f"- from {c.since}: {c.new}", ""]
+        example = change_example(c)
+        if example:
+            lines += [_fence("\n".join(f"{k}: {v}" for k, v in example.items())), ""]
+    return lines
+
+
+def _explained(matrix):
+    """The explained differences section: each known difference that explained some cell (none: no section)."""
+    explained = explained_differences(matrix)
+    if not explained:
+        return []
+    lines = ["## Explained differences", ""]
+    for known, check, versions in explained:
+        lines.append(f"- `{known.id}` ({check}; {', '.join(versions)}): {known.description}")
+    return lines + [""]
+
+
+def _details(matrix):
+    """The details section: each failure and error with its message, counterexample and repro command; a table of
+    missing results; a table of not-applicable and skipped cells grouped by version, check, outcome and reason."""
+    problems = matrix.problems()
+    lines = ["## Details", ""]
+    if not problems:
+        return lines + ["Every cell is `pass` or `explained`.", ""]
+    failures = [c for c in problems if c.outcome in ("fail", "error")]
+    if failures:
+        lines += ["### Failures and errors", ""]
+    for cell in failures:
+        r = cell.record or {}
+        lines += [f"#### {cell.outcome}: {cell.check} on {cell.column.impl} {cell.column.version} "
+                  f"{cell.column.target}", ""]
+        facts = [f"examples run: {r.get('examples')}"]
+        if ratio_text(cell.ratio):
+            facts.append(f"error/tolerance: {ratio_text(cell.ratio)}")
+        if r.get("tolerance"):
+            facts.append(f"tolerance: rtol {r['tolerance']['rtol']:g}, atol {r['tolerance']['atol']:g}")
+        if cell.previous:
+            facts.append(f"was {cell.previous[1]} in {cell.previous[0]}")
+        lines += ["; ".join(facts) + ".", "", _fence(r.get("message") or "(no message)", "text"), ""]
+        if r.get("counterexample"):
+            lines += ["Minimal counterexample:", "", _fence(r["counterexample"], "json"), ""]
+        if r.get("reproduce"):
+            lines += ["Reproduce:", "", _fence(r["reproduce"], "bash"), ""]
+    missing = [c for c in problems if c.outcome == "missing"]
+    if missing:
+        lines += ["### Missing results", "",
+                  "Expected by the run but never recorded: the worker running it crashed or was killed.", "",
+                  _table([[f"{c.column.impl} {c.column.version}", c.check, c.column.target, c.run_id]
+                          for c in missing], ["version", "check", "target", "run"]), ""]
+    skipped = [c for c in problems if c.outcome in ("not_applicable", "skipped")]
+    if skipped:
+        groups = {}
+        for c in skipped:
+            key = (f"{c.column.impl} {c.column.version}", c.check, c.outcome, (c.record or {}).get("message") or "")
+            groups.setdefault(key, []).append(c.column.target)
+        lines += ["### Not applicable and skipped", "",
+                  _table([[v, check, outcome, ", ".join(targets), reason]
+                          for (v, check, outcome, reason), targets in groups.items()],
+                         ["version", "check", "outcome", "targets", "reason"]), ""]
+    return lines
