@@ -264,8 +264,7 @@ def screen(check, targets, adapter, hypothesis_settings, seed_value, cases=None)
     only on its seed and on the outcomes so far, and here every outcome is a pass: nothing is raised), so a target
     that passes the screening has passed its own test, on the same cases, with the same stats. A target that fails
     stops being run and keeps its first failing case (`failing`); its own test (`target_test`) then reaches that
-    case and shrinks it. Hypothesis' overhead and drawing, about 2.4 ms per example of a model case, are paid
-    once per case instead of once per target. Returns {target id: stats plus "failing" (None or the case)}."""
+    case and shrinks it. Hypothesis' overhead and drawing are paid once per case instead of once per target. Returns {target id: stats plus "failing" (None or the case)}."""
     hypothesis_settings = _check_settings(check, hypothesis_settings)
     screened = {t.id: dict(new_stats(), failing=None) for t in targets}
 

@@ -4,10 +4,8 @@ All sizes are small on purpose (hidden <= 16, sequence <= 12, batch <= 4): bugs 
 loss rules show at any size, and small cases shrink to readable counterexamples. `MAX_POSITIONS` leaves room
 for the padding that metamorphic checks append.
 
-Few choices per case. Hypothesis spends ~0.1 ms on every choice it makes (and ~1 ms on every example); drawing each
-array element as its own choice (`hypothesis.extra.numpy.arrays`) cost ~10 ms per case, twice what the transformers
-forward and the reference cost together. So a case is a handful of choices: one header of small fields, each one
-byte (the config; sizes and flags; the weight seed); one byte string per array. Every byte is generated uniformly and
+Few choices per case (Hypothesis pays per choice; docs/speed.md has the costs): one header of small fields, each
+one byte (the config; sizes and flags; the weight seed); one byte string per array. Every byte is generated uniformly and
 shrinks toward 0 on its own, and a field or element is `low + byte % count`, so each one still shrinks toward its
 simplest value, element by element, as `arrays` did. Every array is laid out at its largest shape
 (`MAX_BATCH` x [`MAX_CHOICES` x] `MAX_LENGTH`) and the drawn shape is its leading corner: element (b, t) keeps its

@@ -76,8 +76,7 @@ def adamw_steps(adapter, case, target):
 @st.composite
 def decay_cases(draw):
     """Any head, with 1-3 layers, encoder or decoder: what the parameter names depend on (sizes do not change a
-    name, so they are fixed: each of the 54 configurations is one model to build, ~8 ms, against ~3 ms for the
-    Trainer's call)."""
+    name, so they are fixed: each of the 54 configurations is one model to build)."""
     h = header(draw, [("head", len(HEADS)), ("layers", 3), ("is_decoder", 2)])
     config = dict(vocab_size=8, hidden_size=2, num_hidden_layers=1 + h["layers"], num_attention_heads=1,
                   intermediate_size=4, max_position_embeddings=8, is_decoder=bool(h["is_decoder"]), num_labels=2)
