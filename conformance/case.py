@@ -53,6 +53,11 @@ class Case:
     def __repr__(self) -> str:  # what Hypothesis prints for a falsifying example
         return f"Case.from_json({self.to_json()!r})"
 
+    def copy(self) -> "Case":
+        """A case with copies of every array: what an implementation writes into its inputs stays there."""
+        return Case(self.head, dict(self.config), self.weights_seed, {k: v.copy() for k, v in self.inputs.items()},
+                    {k: v.copy() for k, v in self.labels.items()}, self.num_items_in_batch)
+
 
 @dataclass
 class SubjectCase:

@@ -106,8 +106,8 @@ def compare_with_reference(check, case, adapter, target):
     tolerance or, if transformers raises as that difference predicts, ends the comparison as explained.
     """
     known = [k for k in check.known if k.holds(adapter)]
-    try:
-        actual, weights = adapter.run(case, target.attn, target.device, target.dtype)
+    try:  # the implementation gets its own copy: what it writes into its inputs cannot reach the reference
+        actual, weights = adapter.run(case.copy(), target.attn, target.device, target.dtype)
     except Exception as exc:  # an explained refusal is data, anything else is a failure
         for k in known:
             if k.raises and re.search(k.raises, f"{type(exc).__name__}: {exc}"):

@@ -10,6 +10,7 @@ from hypothesis import find, settings
 
 from conformance.adapters.transformers import TransformersAdapter
 from conformance.registry import CHECKS_BY_ID
+from conformance.runner import run_check
 from conformance.targets import Target
 from reference import optim
 
@@ -30,6 +31,28 @@ class ReferenceAdamW(TransformersAdapter):
         hyper.pop("amsgrad", None)
         hyper.pop("correct_bias", None)
         return optim.adamw(params, grads, **{**hyper, "variant": "torch", **self.change})
+
+
+class ClampsInPlaceToLastPosition(TransformersAdapter):
+    """An implementation whose question answering clamps the caller's out-of-range positions in place, as releases
+    before 4.7 do, but to L-1 instead of L (so they are scored instead of ignored)."""
+
+    def run(self, case, attn="eager", device="cpu", dtype="float64", grad=True):
+        length = case.inputs["input_ids"].shape[-1]
+        for key in ("start_positions", "end_positions"):
+            if key in case.labels:
+                np.clip(case.labels[key], 0, length - 1, out=case.labels[key])
+        return super().run(case, attn, device, dtype, grad)
+
+
+def test_an_implementation_writing_into_its_inputs_cannot_hide_a_bug():
+    """The reference computes on the case as drawn, not on what the implementation left in its inputs."""
+    adapter = ClampsInPlaceToLastPosition()
+    check = CHECKS_BY_ID["head.question_answering"]
+    case = find(check.strategy(adapter), lambda case: not all(r.ok for r in run_check(check, adapter, case, CPU64)),
+                settings=settings(max_examples=200, database=None, deadline=None))
+    length = case.inputs["input_ids"].shape[-1]
+    assert any((case.labels[k] >= length).any() for k in ("start_positions", "end_positions"))
 
 
 def _failing_case(check_id, adapter):

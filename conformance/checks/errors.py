@@ -21,7 +21,7 @@ def both_refuse(adapter, case, target):
     padded positions), the reference accepts it, and then the implementation must accept it too."""
     weights = adapter.build(case, target.attn, target.device, target.dtype)[1]
     _, _, refusal = refusals(lambda: reference_outputs(case, weights, adapter),
-                             lambda: adapter.run(case, target.attn, target.device, target.dtype, grad=False))
+                             lambda: adapter.run(case.copy(), target.attn, target.device, target.dtype, grad=False))
     return refusal or [Comparison("refusal", True, 0.0, "")]
 
 
