@@ -24,10 +24,14 @@ class MutantError(RuntimeError):
 def installed_package():
     """The directory of the `transformers` package this interpreter imports, and its version (without importing it:
     the runner must not hold the pristine package in memory, and importing transformers is slow)."""
-    spec = importlib.util.find_spec("transformers")
-    if spec is None or not spec.origin:
+    imported = sys.modules.get("transformers")  # imported already: its lazy module (4.x) may have no __spec__
+    origin = getattr(imported, "__file__", None)
+    if origin is None:
+        spec = importlib.util.find_spec("transformers")
+        origin = spec.origin if spec is not None else None
+    if not origin:
         raise MutantError("transformers is not installed")
-    directory = Path(spec.origin).parent
+    directory = Path(origin).parent
     namespace = {}
     for line in (directory / "__init__.py").read_text().splitlines():
         if line.startswith("__version__"):
