@@ -89,13 +89,15 @@ def shared_reference_outputs(case, weights, adapter):
     return outputs
 
 
-def _flatten(outputs):
+def flatten(outputs):
+    """Outputs as one level of numpy arrays: a nested `{"loss_grad": {"logits": g}}` becomes `loss_grad.logits`;
+    None values are dropped."""
     flat = {}
     for key, value in outputs.items():
         if isinstance(value, dict):
-            flat.update({f"{key}.{k}": v for k, v in value.items()})
+            flat.update({f"{key}.{k}": np.asarray(v) for k, v in value.items()})
         elif value is not None:
-            flat[key] = value
+            flat[key] = np.asarray(value)
     return flat
 
 
@@ -113,8 +115,8 @@ def compare_with_reference(check, case, adapter, target):
             if k.raises and re.search(k.raises, f"{type(exc).__name__}: {exc}"):
                 return [Comparison("raises", True, 0.0, f"explained: {k.id}")]
         raise
-    expected = _flatten(shared_reference_outputs(case, weights, adapter))
-    actual = _flatten(actual)
+    expected = flatten(shared_reference_outputs(case, weights, adapter))
+    actual = flatten(actual)
     overrides = {key: dtype for k in known for key, dtype in k.tolerance_dtype.items()}
     results = []
     for key, value in expected.items():

@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 from ...check import CAUSAL_LOSS_FLOAT32, SDPA_FLOAT64_CAUSAL_MASK
 from ...case import Case, draw_weights
 from ...compare import Comparison, Tolerance, compare, tolerance
-from ...runner import reference_outputs, sharing
+from ...runner import flatten, reference_outputs, sharing
 from .files import load, weights64
 from .strategies import HEADS
 
@@ -153,7 +153,7 @@ def tokenizer_agrees(adapter, case, target):
 def _compare_outputs(actual, expected, tol, overrides=()):
     """Compare every output the reference has (flattened: `loss_grad.logits`, ...); `overrides` maps output names
     to a looser tolerance (a known difference)."""
-    actual, expected = _flatten(actual), _flatten(expected)
+    actual, expected = flatten(actual), flatten(expected)
     results = []
     for key, value in expected.items():
         if key not in actual:
@@ -195,7 +195,7 @@ def _reference(adapter, case, head, weights, inputs, labels):
         _reference_cache.move_to_end(key)
         return entry[1]
     out = compute()
-    _reference_cache[key] = (adapter, out, sum(v.nbytes for v in _flatten(out).values()))
+    _reference_cache[key] = (adapter, out, sum(v.nbytes for v in flatten(out).values()))
     while sum(e[2] for e in _reference_cache.values()) > REFERENCE_BYTES and len(_reference_cache) > 1:
         _reference_cache.popitem(last=False)
     return out
@@ -280,12 +280,3 @@ def known_differences(head):
 
 
 
-
-def _flatten(outputs):
-    flat = {}
-    for key, value in outputs.items():
-        if isinstance(value, dict):
-            flat.update({f"{key}.{k}": np.asarray(v) for k, v in value.items()})
-        elif value is not None:
-            flat[key] = np.asarray(value)
-    return flat
