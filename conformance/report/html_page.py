@@ -1,95 +1,25 @@
-"""The compatibility report as one self-contained HTML file (inline CSS and JS; no external resource at all).
+"""The compatibility report as one self-contained HTML file (inline CSS, JS, SVG and JSON; no external resource).
 
-The page: a summary, the matrix (rows: checks grouped by area; columns: version x device x dtype x attention, or
-one per version), the drift catalog, the explained differences and a `<details>` entry per cell that is neither
-pass nor explained. Filters (area, outcome, "only rows that differ across versions", text search on the check
-id) act on every element of class `filterable` through its data attributes: `data-check`, `data-area`,
-`data-outcomes` (space-separated) and `data-differs` ("1" or "0").
+The page: a lead line (checks, versions, newest run, commit, mutation score), a fixed bar of filters and section
+links, the summary, the legend, the compare and "what changed" panels, the heat map, the matrix (rows: checks
+grouped by area; columns: version x target, or one per version), the drift catalog with its learning-rate curves,
+the explained differences, a detail per cell (rendered here for cells that are neither pass nor explained, built by
+the script from the data block for the others) and the mutation self-check. Filters act on every element of class
+`filterable` through its data attributes `data-check`, `data-area`, `data-outcomes` (space-separated) and
+`data-differs` ("1" or "0"). Views: `html_views`; pictures: `svg`; style and script: `html_assets`.
 """
 
+import math
 from html import escape
 
 from ..records import OUTCOMES
+from .html_assets import CSS, JS
+from .html_views import (compare_section, curve_plots, cell_list, data_block, heat_section, legend,
+                         mutation_section, report_data)
 from .matrix import catalog
-from .text import (CHANGED, cell_text, change_example, column_label, explained_differences, ratio_text, summary_text,
-                   unfinished_runs, version_counts, version_note, worst)
-
-CSS = """
-:root { --pass: #d8f0d8; --explained: #d6e8fa; --fail: #f8c8c8; --error: #f6d2a8; --not_applicable: #ececec;
-        --skipped: #f4f4f4; --missing: #fff3b0; --border: #ccc; font-family: system-ui, sans-serif; font-size: 14px; }
-body { margin: 0 1.5em 2em; color: #222; }
-h1 { margin: .6em 0 .2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid var(--border); }
-table { border-collapse: collapse; }
-th, td { border: 1px solid var(--border); padding: 2px 6px; text-align: left; vertical-align: top; }
-.summary td:nth-child(n+3) { text-align: right; }
-#filters { position: sticky; top: 0; z-index: 5; background: #fafafa; border-bottom: 1px solid var(--border);
-           padding: .4em 0; display: flex; flex-wrap: wrap; gap: .4em 1.2em; align-items: center; }
-#filters fieldset { border: 1px solid var(--border); padding: 0 .5em .2em; margin: 0; }
-#filters label { white-space: nowrap; margin-right: .4em; }
-#shown { font-weight: bold; }
-.scroll { overflow: auto; max-height: 80vh; border: 1px solid var(--border); }
-#matrix { font-size: 12px; }
-#matrix thead th { position: sticky; top: 0; z-index: 3; background: #eee; white-space: nowrap; }
-#matrix th.check { position: sticky; left: 0; z-index: 2; background: #fff; white-space: nowrap; font-weight: normal; }
-#matrix thead th.check { z-index: 4; background: #eee; }
-#matrix tr.area-row th { background: #e4e4f4; text-align: left; position: sticky; left: 0; }
-#matrix td { white-space: nowrap; }
-td.o-pass { background: var(--pass); } td.o-explained { background: var(--explained); }
-td.o-fail { background: var(--fail); font-weight: bold; } td.o-error { background: var(--error); font-weight: bold; }
-td.o-not_applicable { background: var(--not_applicable); color: #666; }
-td.o-skipped { background: var(--skipped); color: #888; }
-td.o-missing { background: var(--missing); }
-td.changed { box-shadow: inset 0 0 0 2px #7b2ff7; }
-.compact { display: none; }
-body.by-version .compact { display: table-cell; }
-body.by-version .full { display: none; }
-[hidden] { display: none !important; }
-pre { background: #f6f6f6; border: 1px solid var(--border); padding: .5em; overflow: auto; max-height: 30em;
-      white-space: pre-wrap; word-break: break-all; }
-details { margin: .3em 0; } summary { cursor: pointer; }
-details.problem > summary { font-family: monospace; }
-.legend span { padding: 0 .4em; margin-right: .3em; border: 1px solid var(--border); }
-"""
-
-JS = """
-(function () {
-  "use strict";
-  function all(selector) { return Array.prototype.slice.call(document.querySelectorAll(selector)); }
-  function checked(name) {
-    return all('input[name="' + name + '"]:checked').map(function (input) { return input.value; });
-  }
-  var rows = all("tr.check-row");
-  function apply() {
-    var areas = checked("area"), outcomes = checked("outcome");
-    var onlyDiffers = document.getElementById("only-differs").checked;
-    var text = document.getElementById("search").value.trim().toLowerCase();
-    all(".filterable").forEach(function (el) {
-      var visible = areas.indexOf(el.dataset.area) >= 0 &&
-        el.dataset.outcomes.split(" ").some(function (o) { return outcomes.indexOf(o) >= 0; }) &&
-        (!onlyDiffers || el.dataset.differs === "1") &&
-        el.dataset.check.toLowerCase().indexOf(text) >= 0;
-      el.hidden = !visible;
-    });
-    all("tr.area-row").forEach(function (areaRow) {
-      areaRow.hidden = !rows.some(function (r) { return r.dataset.area === areaRow.dataset.area && !r.hidden; });
-    });
-    var shown = rows.filter(function (r) { return !r.hidden; }).length;
-    document.getElementById("shown").textContent = shown + " of " + rows.length + " checks shown";
-  }
-  function columns() {
-    document.body.classList.toggle("by-version", document.getElementById("columns").value === "versions");
-  }
-  function openTarget() {
-    var target = location.hash && document.getElementById(location.hash.slice(1));
-    if (target && target.tagName === "DETAILS") { target.open = true; }
-  }
-  all("#filters input").forEach(function (input) { input.addEventListener("input", apply); });
-  all("#filters input[type=checkbox]").forEach(function (input) { input.addEventListener("change", apply); });
-  document.getElementById("columns").addEventListener("change", columns);
-  window.addEventListener("hashchange", openTarget);
-  apply(); columns(); openTarget();
-})();
-"""
+from .svg import scale_bounds
+from .text import (CHANGED, cell_text, change_example, column_label, explained_differences, newest_run_end,
+                   ratio_text, summary_text, time_text, unfinished_runs, version_counts, version_note, worst)
 
 
 def _e(text):
@@ -103,58 +33,80 @@ def _attrs(check, area, outcomes, differs):
             f'data-differs="{1 if differs else 0}"')
 
 
-def _cell(cell, anchors):
-    """One matrix cell: coloured by outcome, with the ratio, the change mark and a tooltip; problems link to
-    their details entry."""
+def grade(ratio):
+    """The shade step of a cell's ratio, one per decade: 0 for no ratio (exact, or nothing numeric), 1 below
+    1e-5, then 2..5 for the decades up to 0.1, 6 from 0.1 on."""
+    if not ratio:
+        return 0
+    if not math.isfinite(ratio):
+        return 6
+    return min(6, max(1, math.floor(math.log10(ratio)) + 7))
+
+
+def _cell(cell, index):
+    """One matrix cell: coloured by outcome and shaded by its ratio, with the change mark; it links to its detail
+    `c-<index>`."""
     if cell is None:
         return '<td class="full none">—</td>'
-    record = cell.record or {}
-    title = [f"{cell.column.version} {cell.column.target}: {cell.outcome}"]
-    if ratio_text(cell.ratio):
-        title.append(f"error/tolerance {ratio_text(cell.ratio)}")
-    if record.get("examples") is not None:
-        title.append(f"{record['examples']} examples")
-    if cell.previous:
-        title.append(f"was {cell.previous[1]} in {cell.previous[0]}")
-    if record.get("message") and cell.outcome in ("not_applicable", "skipped"):
-        title.append(record["message"])
-    text = _e(cell_text(cell))
-    if id(cell) in anchors:
-        text = f'<a href="#{anchors[id(cell)]}">{text}</a>'
     changed = " changed" if cell.changed else ""
-    return (f'<td class="full o-{_e(cell.outcome)}{changed}" data-outcome="{_e(cell.outcome)}" '
-            f'title="{_e("; ".join(title))}">{text}</td>')
+    shade = f" g{grade(cell.ratio)}" if cell.outcome in ("pass", "explained") else ""
+    return (f'<td class="full o-{_e(cell.outcome)}{changed}{shade}"><a href="#c-{index[id(cell)]}">'
+            f"{_e(cell_text(cell))}</a></td>")
 
 
-def _summary(matrix):
-    """The summary section: counts, outcome counts per version, a line per version and unfinished run, legend."""
+def _lead(matrix, score):
+    """The lines under the title: what the report covers, the newest run, the commits, the mutation score."""
+    end = newest_run_end(matrix)
+    commits = sorted({str(env["commit"])[:12] for env in matrix.envs.values() if env.get("commit")})
+    parts = [f"{len(matrix.checks)} checks on {len(matrix.versions)} versions "
+             f"({', '.join(_e(f'{i} {v}') for i, v in matrix.versions)})"]
+    if end:
+        parts.append(f"newest run ended {time_text(end)}")
+    parts.append(f"commit {', '.join(_e(c) for c in commits)}" if commits else "commit not recorded")
+    if score:
+        parts.append(f'<a href="#mutants">mutation score {_e(score)}</a>')
+    return f'<p class="lead">{"; ".join(parts)}.</p>'
+
+
+def _summary(matrix, changed):
+    """The summary section: counts with units, cells per outcome and version (with the changed cells, linked to
+    the "what changed" view), a line per version and per unfinished run."""
+    present = [o for o in OUTCOMES if any(c.outcome == o for c in matrix.cells.values())]
     rows = []
-    for impl, version in matrix.versions:
+    for i, (impl, version) in enumerate(matrix.versions):
         counts = version_counts(matrix, impl, version)
-        rows.append(f"<tr><td>{_e(impl)}</td><td>{_e(version)}</td>"
-                    + "".join(f"<td>{counts[o] or ''}</td>" for o in OUTCOMES) + "</tr>")
+        commit = str(matrix.envs.get((impl, version), {}).get("commit") or "")[:12]
+        n = changed.get((impl, version), 0)
+        delta = f'<a href="#changed" data-changed="{i}">{n}</a>' if n else ""
+        rows.append(f'<tr><th scope="row">{_e(impl)} {_e(version)}</th><td>{_e(commit)}</td>'
+                    + "".join(f"<td>{counts[o] or ''}</td>" for o in present) + f"<td>{delta}</td></tr>")
     envs = "".join(f"<li>{_e(impl)} {_e(version)}: {_e(version_note(matrix, impl, version))}</li>"
                    for impl, version in matrix.versions)
     envs += "".join(f"<li>{_e(line)}</li>" for line in unfinished_runs(matrix))
-    legend = "".join(f'<span class="o-{o}" style="background: var(--{o})">{o}</span>' for o in OUTCOMES)
+    head = "".join(f'<th scope="col">{o}</th>' for o in present)
     return (f'<section id="summary"><h2>Summary</h2><p>{len(matrix.checks)} checks, {len(matrix.versions)} '
-            f'version(s), {len(matrix.columns)} columns, {len(matrix.runs)} run(s).</p>'
-            '<table class="summary"><thead><tr><th>implementation</th><th>version</th>'
-            + "".join(f"<th>{o}</th>" for o in OUTCOMES) + f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            f"<ul>{envs}</ul><p class=\"legend\">{legend} Each cell: outcome and the largest error/tolerance ratio "
-            f"(over 1 fails); {CHANGED} and a purple frame: the outcome differs from the same target in the previous "
-            "version; — not run on that target.</p></section>")
+            f"versions, {len(matrix.columns)} columns (version × device × dtype × attention), "
+            f"{len(matrix.cells)} cells (a check on one column), {len(matrix.runs)} runs.</p>"
+            '<table class="summary numbers"><caption>Cells per outcome and version (a cell: one check on one '
+            f'target)</caption><thead><tr><th scope="col">version</th><th scope="col">commit</th>{head}'
+            f'<th scope="col">{CHANGED} cells</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+            f"<ul>{envs}</ul></section>")
 
 
 def _filters(matrix):
-    """The sticky filter bar: area and outcome checkboxes (outcomes present only), "only rows that differ", a
-    search on the check id and the column layout (every target, or one per version)."""
+    """The fixed bar: section links, area and outcome checkboxes (outcomes present only), "only rows that
+    differ", a search on the check id and the column layout (every target, or one per version)."""
     areas = "".join(f'<label><input type="checkbox" name="area" value="{_e(a)}" checked> {_e(a)}</label>'
                     for a in matrix.areas)
     present = {cell.outcome for cell in matrix.cells.values()}
     outcomes = "".join(f'<label><input type="checkbox" name="outcome" value="{o}" checked> {o}</label>'
                        for o in OUTCOMES if o in present)
+    jump = "".join(f'<a href="#{i}">{t}</a>' for i, t in (("summary", "summary"), ("compare", "compare"),
+                                                          ("changed", "what changed"), ("heat", "heat map"),
+                                                          ("matrix-section", "matrix"), ("drift", "drift"),
+                                                          ("details", "details")))
     return ('<nav id="filters">'
+            f'<span class="jump">{jump}</span>'
             f'<fieldset id="filter-area"><legend>area</legend>{areas}</fieldset>'
             f'<fieldset id="filter-outcome"><legend>rows with outcome</legend>{outcomes}</fieldset>'
             '<label><input type="checkbox" id="only-differs"> only rows that differ across versions</label>'
@@ -164,51 +116,67 @@ def _filters(matrix):
             '<span id="shown"></span></nav>')
 
 
-def _matrix(matrix, anchors):
+def _matrix(matrix, index):
     """The matrix section: a row per check under a row per area, a cell per (version, target) and a compact
     summary cell per version (shown instead when the columns select "one per version")."""
-    head = ['<th class="check">check</th>']
-    head += [f'<th class="full">{_e(column_label(c, matrix)).replace(" ", "<br>")}</th>' for c in matrix.columns]
+    head = ['<th class="check" scope="col">check</th>']
+    head += [f'<th class="full" scope="col">{_e(column_label(c, matrix)).replace(" ", "<br>")}</th>'
+             for c in matrix.columns]
     single = len({impl for impl, _ in matrix.versions}) == 1
-    head += [f'<th class="compact">{_e(version if single else f"{impl} {version}")}</th>'
+    head += [f'<th class="compact" scope="col">{_e(version if single else f"{impl} {version}")}</th>'
              for impl, version in matrix.versions]
     width = 1 + len(matrix.columns) + len(matrix.versions)
     descriptions = {c.id: c.description for c in catalog().checks}
     body = []
     for area in matrix.areas:
-        body.append(f'<tr class="area-row" data-area="{_e(area)}"><th colspan="{width}">{_e(area)}</th></tr>')
+        body.append(f'<tr class="area-row" data-area="{_e(area)}"><th colspan="{width}" scope="rowgroup">{_e(area)}'
+                    "</th></tr>")
         for check in (c for c, a in matrix.checks.items() if a == area):
             cells = matrix.row(check)
             outcomes = [c.outcome for c in cells if c is not None]
             compact = []
             for version in matrix.versions:
                 mine = [c for c in cells if c and (c.column.impl, c.column.version) == version]
-                compact.append(f'<td class="compact o-{worst(mine) or "none"}">{_e(summary_text(mine))}</td>')
+                top = next((c for c in mine if c.outcome == worst(mine)), None)
+                text = _e(summary_text(mine))
+                compact.append(f'<td class="compact o-{worst(mine) or "none"}">'
+                               + (f'<a href="#c-{index[id(top)]}">{text}</a>' if top else text) + "</td>")
             body.append(f'<tr class="check-row filterable" id="row-{_e(check)}" '
                         f'{_attrs(check, area, outcomes, matrix.differs(check))}>'
-                        f'<th class="check" title="{_e(descriptions.get(check, ""))}">{_e(check)}</th>'
-                        + "".join(_cell(c, anchors) for c in cells) + "".join(compact) + "</tr>")
-    return (f'<section id="matrix-section"><h2>Matrix</h2><div class="scroll"><table id="matrix"><thead><tr>'
-            f'{"".join(head)}</tr></thead><tbody>{"".join(body)}</tbody></table></div></section>')
+                        f'<th class="check" scope="row" title="{_e(descriptions.get(check, ""))}">{_e(check)}</th>'
+                        + "".join(_cell(c, index) for c in cells) + "".join(compact) + "</tr>")
+    return ('<section id="matrix-section"><h2>Matrix</h2><table id="matrix"><caption>Outcome and error/tolerance of '
+            f'each check (rows) on each version and target (columns)</caption><thead><tr>{"".join(head)}</tr>'
+            f'</thead><tbody>{"".join(body)}</tbody></table></section>')
 
 
 def _drift():
     """The drift catalog section: a table of the behaviour changes (checks linked to their rows), then a
-    `<details>` per change with its example."""
+    `<details>` per change with its example and, for a schedule change, its learning-rate curves."""
     changes = catalog().changes
     if not changes:
         return '<section id="drift"><h2>Drift catalog</h2><p>No behaviour changes recorded.</p></section>'
-    rows = "".join(f"<tr><td>{_e(c.id)}</td><td>{_e(c.since)}</td><td>{_e(c.area)}</td><td>{_e(c.title)}</td>"
-                   "<td>" + ", ".join(f'<a href="#row-{_e(check)}">{_e(check)}</a>' for check in c.checks)
+    rows = "".join(f'<tr><th scope="row"><a href="#change-{_e(c.id)}">{_e(c.id)}</a></th><td>{_e(c.since)}</td>'
+                   f"<td>{_e(c.area)}</td><td>{_e(c.title)}</td><td>"
+                   + ", ".join(f'<a href="#row-{_e(check)}">{_e(check)}</a>' for check in c.checks)
                    + "</td></tr>" for c in changes)
+    plots = curve_plots()
     entries = []
     for c in changes:
         example = change_example(c)
         pre = f"<pre>{_e(chr(10).join(f'{k}: {v}' for k, v in example.items()))}</pre>" if example else ""
-        entries.append(f'<details id="change-{_e(c.id)}"><summary>{_e(c.id)}: {_e(c.title)} (since {_e(c.since)})'
-                       f"</summary><p>Before: {_e(c.old)}</p><p>From {_e(c.since)}: {_e(c.new)}</p>{pre}</details>")
-    return ('<section id="drift"><h2>Drift catalog</h2><table><thead><tr><th>change</th><th>since</th><th>area</th>'
-            f'<th>title</th><th>checks</th></tr></thead><tbody>{rows}</tbody></table>{"".join(entries)}</section>')
+        plot = ""
+        if c.id in plots:
+            svg, what = plots[c.id]
+            plot = (f'<figure class="curve-plot">{svg}<figcaption>Learning-rate multiplier of {_e(what)} by step, '
+                    "computed by the reference under the rule before (dashed) and after (solid).</figcaption></figure>")
+        entries.append(f'<details id="change-{_e(c.id)}" open><summary>{_e(c.id)}: {_e(c.title)} (since '
+                       f"{_e(c.since)})</summary><p>Before: {_e(c.old)}</p><p>From {_e(c.since)}: {_e(c.new)}</p>"
+                       f"{pre}{plot}</details>")
+    return ('<section id="drift"><h2>Drift catalog</h2><table><caption>Behaviour changes between releases, oldest '
+            'first</caption><thead><tr><th scope="col">change</th><th scope="col">first release</th>'
+            '<th scope="col">area</th><th scope="col">title</th><th scope="col">checks</th></tr></thead>'
+            f'<tbody>{rows}</tbody></table>{"".join(entries)}</section>')
 
 
 def _explained(matrix):
@@ -218,9 +186,10 @@ def _explained(matrix):
     return f'<section id="explained"><h2>Explained differences</h2><ul>{items}</ul></section>' if items else ""
 
 
-def _details(matrix, anchors):
-    """The details section: a `<details>` per problem cell (anchored by `anchors`), with its facts, message,
-    counterexample and repro command."""
+def _details(matrix, index):
+    """The details section: a `<details>` per problem cell (id `c-<index>`), with its facts, message,
+    counterexample and repro command; the script adds the short details of pass and explained cells to
+    `#short-details` when a link asks for one."""
     entries = []
     for cell in matrix.problems():
         r = cell.record or {}
@@ -242,22 +211,34 @@ def _details(matrix, anchors):
             body += f'<h4>Minimal counterexample</h4><pre class="counterexample">{_e(r["counterexample"])}</pre>'
         if r.get("reproduce"):
             body += f'<h4>Reproduce</h4><pre class="reproduce">{_e(r["reproduce"])}</pre>'
-        entries.append(f'<details class="problem filterable o-{_e(cell.outcome)}" id="{anchors[id(cell)]}" '
+        entries.append(f'<details class="problem filterable o-{_e(cell.outcome)}" id="c-{index[id(cell)]}" '
                        f'{_attrs(cell.check, cell.area, [cell.outcome], matrix.differs(cell.check))}>'
                        f"<summary>{_e(cell.outcome)}: {_e(cell.check)} on {_e(cell.column.version)} "
-                       f"{_e(cell.column.target)}</summary>{body}</details>")
+                       f'{_e(cell.column.target)}</summary>{body}<p><a href="#row-{_e(cell.check)}">its row in the '
+                       "matrix</a></p></details>")
     text = "".join(entries) or "<p>Every cell is pass or explained.</p>"
-    return f'<section id="details"><h2>Details</h2>{text}</section>'
+    return (f'<section id="details"><h2>Details</h2>{text}<div id="short-details"></div><p>Pass and explained '
+            "cells: their short detail opens here from the matrix, the heat map or the compare views.</p></section>")
 
 
-def html(matrix):
-    """The whole report page as a string."""
-    anchors = {id(cell): f"d-{i}" for i, cell in enumerate(matrix.problems())}
+def html(matrix, mutants_dir="reports"):
+    """The whole report page as a string (the mutation self-check from `mutants_dir`/mutants.json, if present)."""
     if not matrix.columns:
         content = "<p>No records found.</p>"
     else:
-        content = (_summary(matrix) + _filters(matrix) + _matrix(matrix, anchors) + _drift() + _explained(matrix)
-                   + _details(matrix, anchors) + f"<script>{JS}</script>")
+        cells = cell_list(matrix)
+        index = {id(cell): i for i, cell in enumerate(cells)}
+        bounds = scale_bounds([c.ratio for c in cells if c.outcome in ("pass", "explained", "fail")])
+        changed = {}
+        for cell in cells:
+            if cell.changed:
+                key = (cell.column.impl, cell.column.version)
+                changed[key] = changed.get(key, 0) + 1
+        mutants, score = mutation_section(mutants_dir)
+        content = (_lead(matrix, score) + _filters(matrix) + _summary(matrix, changed) + legend(bounds)
+                   + compare_section(matrix) + heat_section(matrix, cells, bounds) + _matrix(matrix, index)
+                   + _drift() + _explained(matrix) + _details(matrix, index) + mutants
+                   + data_block(report_data(matrix, cells)) + f"<script>{JS}</script>")
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             '<link rel="icon" href="data:,"><title>Compatibility report</title>'

@@ -1,6 +1,7 @@
 """Text shared by the markdown and HTML reports: how a cell, a check's cells in one version, a column, a version's
 environment and an unfinished run read, and which known differences and drift examples to show."""
 
+import datetime
 import math
 
 from ..records import OUTCOMES
@@ -119,3 +120,33 @@ def explained_differences(matrix):
             if (known.id, check.id) in used:
                 out.append((known, check.id, sorted(used[known.id, check.id], key=version_key)))
     return out
+
+
+def known_descriptions():
+    """{known difference id: its description} over the registry's checks."""
+    return {known.id: known.description for check in catalog().checks for known in check.known}
+
+
+def cell_reason(cell, descriptions):
+    """Why a cell has its outcome, in one line ("" for a pass): the known differences that explained it (by
+    `descriptions`, {id: text}), the reason a check did not apply or was skipped, the first line of a failure's or
+    error's message, or why a result is missing."""
+    record = cell.record or {}
+    if cell.outcome == "explained":
+        return " ".join(descriptions.get(k, k) for k in record.get("explained") or []) or "a known difference"
+    if cell.outcome == "missing":
+        return f"expected by run {cell.run_id}, never recorded: its worker crashed or was killed"
+    if cell.outcome in ("not_applicable", "skipped", "fail", "error"):
+        return (record.get("message") or "").strip().split("\n")[0]
+    return ""
+
+
+def time_text(t):
+    """A Unix time as "YYYY-MM-DD HH:MM UTC"."""
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def newest_run_end(matrix):
+    """The end (else the start) of the newest run, as a Unix time, or None without runs."""
+    times = [r.get("end") or r.get("start") for r in matrix.runs if r.get("end") or r.get("start")]
+    return max(times) if times else None
