@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import os
+import pathlib
 import re
 import sys
 
@@ -13,7 +14,8 @@ import pytest
 from packaging.specifiers import SpecifierSet
 
 from conformance import mutants
-from conformance.mutants import AREAS, MUTANTS, MUTANTS_BY_ID, SUBSETS, MutantError, guard, runner
+from conformance.mutants import AREAS, MUTANTS, MUTANTS_BY_ID, PATHS, SUBSETS, MutantError, guard, runner
+from conformance.mutants.catalog import AREA_PATHS, PATH_TARGETS
 from conformance.registry import CHECKS
 
 pytestmark = pytest.mark.harness
@@ -40,6 +42,32 @@ def test_catalog_is_well_formed():
         assert m.old != m.new, m.id
         SpecifierSet(m.versions)  # parses
         assert m.equivalent is None or len(m.equivalent) > 80, f"{m.id}: an equivalence needs its argument"
+        assert m.path in PATHS, m.id
+
+
+def test_every_path_is_covered_and_runs_on_its_targets():
+    """Each path has mutants (three at least for the installed release's major version), and the suite command of
+    a mutant runs its path's dtype and attention: the sdpa and float32 paths are killed on those targets."""
+    assert set(AREA_PATHS) == set(AREAS) and set(AREA_PATHS.values()) <= set(PATHS) and set(PATH_TARGETS) <= set(PATHS)
+    for path in PATHS:
+        assert len([m for m in MUTANTS if m.path == path]) >= 3, path
+    sdpa = [m for m in MUTANTS if m.path == "sdpa"]
+    assert all((m.dtype, m.attn) == ("float64", "sdpa") for m in sdpa)
+    assert all((m.dtype, m.attn) == ("float32", "eager") for m in MUTANTS if m.path == "float32")
+    assert all((m.dtype, m.attn) == ("float64", "eager") for m in MUTANTS if m.path not in PATH_TARGETS)
+    cmd = runner.suite_command(sdpa[0].checks, 5, dtype=sdpa[0].dtype, attn=sdpa[0].attn)
+    assert cmd[cmd.index("--dtype") + 1] == "float64" and cmd[cmd.index("--attn") + 1] == "sdpa"
+    assert MUTANTS_BY_ID["head.qa_clamp"].path == "eager-float64"
+    assert MUTANTS_BY_ID["schedule.polynomial_lr_end_check"].path == "error"
+
+
+def test_path_checks_select_checks_of_their_kind():
+    """A mutant of the error, metamorphic or checkpoint path names only checks of that kind."""
+    prefix = {"error": ("errors.", "schedule."), "metamorphic": ("metamorphic.",), "checkpoint": ("checkpoint.",)}
+    for m in MUTANTS:
+        if m.path in prefix:
+            words = [w for w in re.split(r"[\s()]+", m.checks) if w and w not in ("or", "and", "not")]
+            assert all(w.startswith(prefix[m.path]) for w in words), m.id
 
 
 def test_every_area_is_covered():
@@ -51,6 +79,7 @@ def test_every_area_is_covered():
 @NEWEST_ONLY
 def test_every_area_but_adamw_has_mutants_for_the_installed_release():
     assert {m.area for m in APPLICABLE} >= set(AREAS) - {"adamw"}
+    assert {m.path for m in APPLICABLE} == set(PATHS)
 
 
 def test_checks_select_registry_checks():
@@ -151,18 +180,20 @@ def test_timeout_kills_the_process_group(tmp_path):
 # --- results and rendering -------------------------------------------------------------------------------------------
 
 
-def _result(id, area, status, equivalent=None, killed_by=None, message=None, seconds=10.0):
-    return {"id": id, "area": area, "bug": f"bug of {id}", "file": "f.py", "checks": "k", "versions": ">=5.0",
-            "equivalent": equivalent, "status": status, "killed_by": killed_by, "message": message,
-            "seconds": seconds}
+def _result(id, area, status, equivalent=None, killed_by=None, message=None, seconds=10.0, path=None,
+            killed_on=None):
+    return {"id": id, "area": area, "path": path or AREA_PATHS[area], "bug": f"bug of {id}", "file": "f.py",
+            "checks": "k", "versions": ">=5.0", "equivalent": equivalent, "status": status, "killed_by": killed_by,
+            "killed_on": killed_on, "message": message, "seconds": seconds}
 
 
 def _data(results):
     areas, score = mutants.summarize(results)
-    return {"type": "mutants", "schema": 1, "wall_s": 123.4, "mutants": results, "areas": areas, "score": score,
+    return {"type": "mutants", "schema": 1, "wall_s": 123.4, "mutants": results, "areas": areas,
+            "paths": mutants.summarize_paths(results), "score": score,
             "environment": {"transformers": "5.24.0", "torch": "2.13.0", "python": "3.11.7", "max_examples": 100,
                             "dtype": "float64", "attention": "eager", "hypothesis_profile": "ci", "jobs": 1,
-                            "cpus": 2}}
+                            "cpus": 2, "path_targets": {"sdpa": "float64-sdpa", "float32": "float32-eager"}}}
 
 
 RESULTS = [
@@ -172,6 +203,9 @@ RESULTS = [
     _result("schedule.dead", "schedule", "equivalent", equivalent="the edited function is shadowed " * 4),
     _result("adamw.a", "adamw", "not_applicable", seconds=None),
     _result("masking.a", "masking", "timeout", message="no verdict within 300 s"),
+    _result("encoder.s", "encoder", "killed", path="sdpa", killed_by="encoder.bidirectional",
+            killed_on="cpu-float64-sdpa"),
+    _result("encoder.f", "encoder", "survived", path="float32", message="passed"),
 ]
 
 
@@ -181,7 +215,14 @@ def test_summarize_counts_and_ratios():
     assert areas["schedule"]["kill_ratio"] == 1.0 and areas["schedule"]["declared_equivalent"] == 1
     assert areas["adamw"]["kill_ratio"] is None and areas["adamw"]["not_applicable"] == 1
     assert areas["masking"]["kill_ratio"] == 0.0
-    assert score == {"killed": 2, "non_equivalent": 4, "ratio": 0.5}
+    assert areas["encoder"]["kill_ratio"] == 0.5
+    assert score == {"killed": 3, "non_equivalent": 6, "ratio": 0.5}
+    paths = mutants.summarize_paths(RESULTS)
+    assert list(paths) == ["eager-float64", "sdpa", "float32", "subject"]
+    assert paths["sdpa"]["kill_ratio"] == 1.0 and paths["float32"]["kill_ratio"] == 0.0
+    assert paths["subject"]["killed_non_equivalent"] == 1 and paths["subject"]["not_applicable"] == 1
+    unpathed = [{k: v for k, v in r.items() if k != "path"} for r in RESULTS[:2]]  # written before paths
+    assert mutants.summarize_paths(unpathed) == {"eager-float64": paths["eager-float64"]}  # the area's path
 
 
 def test_markdown_section_renders_the_json(tmp_path):
@@ -189,7 +230,13 @@ def test_markdown_section_renders_the_json(tmp_path):
     path.write_text(json.dumps(_data(RESULTS)))
     md = mutants.markdown_section(path)
     assert md.startswith("## Mutation self-check")
-    assert "**Mutation score: 2/4 (50%)**" in md and "123 s" in md
+    assert "**Mutation score: 3/6 (50%)**" in md and "123 s" in md
+    assert "the sdpa path: float64, sdpa attention" in md
+    by_path = md.split("By path")[1].split("###")[0]
+    assert "| sdpa " in by_path and "| float32 " in by_path and "| all " in by_path
+    assert "100%" in [line for line in by_path.splitlines() if line.startswith("| sdpa ")][0]
+    assert "0%" in [line for line in by_path.splitlines() if line.startswith("| float32 ")][0]
+    assert "`encoder.bidirectional` (cpu-float64-sdpa)" in md.split("### Every mutant")[1]
     table = [line for line in md.splitlines() if line.startswith("| head ")]
     assert table and "50%" in table[0]
     assert "| adamw " in md and "n/a" in md
@@ -206,6 +253,11 @@ def test_markdown_section_without_survivors(tmp_path):
     path.write_text(json.dumps(_data(RESULTS[:1])))
     md = mutants.markdown_section(path, heading="###")
     assert md.startswith("### Mutation self-check") and "None." in md and "Equivalent mutants" not in md
+    old = _data(RESULTS[:1])
+    del old["paths"], old["environment"]["path_targets"]  # results written before paths: no path table
+    path.write_text(json.dumps(old))
+    assert "By path" not in mutants.markdown_section(path) and "float64, eager attention" in \
+        mutants.markdown_section(path)
 
 
 def test_cli_parser():
@@ -222,14 +274,14 @@ def test_run_writes_results_and_discounts_kills_by_checks_failing_on_the_baselin
     """`run` end to end with the subprocesses faked: a kill by a check that fails on the unmutated package too is
     an error, not a kill; the exit status says whether anything was left unkilled."""
     def fake_mutant(mutant, package_dir, max_examples, timeout, extra=(), keep_log=None):
-        r = _result(mutant.id, mutant.area, "killed", killed_by=mutant.checks)
+        r = _result(mutant.id, mutant.area, "killed", killed_by=mutant.checks, killed_on="cpu-float64-eager")
         r.update(file=mutant.file, checks=mutant.checks, versions=mutant.versions, equivalent=mutant.equivalent)
         return r
 
     monkeypatch.setattr(runner, "run_mutant", fake_mutant)
     monkeypatch.setattr(runner, "run_baseline", lambda *a, **k: {
-        "status": "fail", "checks": "...", "passed": 3, "failed": ["schedule.linear"], "skipped": 0, "seconds": 1.0,
-        "message": "..."})
+        "status": "fail", "checks": "...", "passed": 3, "failed": ["schedule.linear[cpu-float64-eager]"], "skipped": 0,
+        "seconds": 1.0, "message": "..."})
     parser = mutants.add_arguments(argparse.ArgumentParser())
     out = tmp_path / "m.json"
     args = parser.parse_args(["--only", "head.qa_clamp", "schedule.linear_off_by_one", "--out", str(out)])
@@ -238,9 +290,37 @@ def test_run_writes_results_and_discounts_kills_by_checks_failing_on_the_baselin
     status = {r["id"]: r["status"] for r in data["mutants"]}
     assert status == {"head.qa_clamp": "killed", "schedule.linear_off_by_one": "error"}
     assert data["score"] == {"killed": 1, "non_equivalent": 2, "ratio": 0.5}
-    assert data["environment"]["transformers"] == str(VERSION) and data["baseline"]["failed"] == ["schedule.linear"]
+    assert data["environment"]["transformers"] == str(VERSION)
+    assert data["baseline"]["failed"] == ["schedule.linear[cpu-float64-eager]"]
+    assert data["paths"]["eager-float64"]["killed_non_equivalent"] == 1 and data["paths"]["subject"]["error"] == 1
     assert "fails on the unmutated package" in capsys.readouterr().out
-    assert "failing on the unmutated package: `schedule.linear`" in mutants.markdown_section(out)
+    assert "failing on the unmutated package: `schedule.linear[cpu-float64-eager]`" in mutants.markdown_section(out)
+
+
+def test_baseline_runs_each_path_target_once_and_names_failures_by_target(tmp_path, monkeypatch):
+    """One baseline pytest per (dtype, attention) of the selected mutants, each with its own -k; a failure is
+    named check[target], so it spoils kills on that target only."""
+    calls = []
+
+    def fake_run(cmd, env, cwd, timeout):
+        calls.append(cmd)
+        dtype, attn = cmd[cmd.index("--dtype") + 1], cmd[cmd.index("--attn") + 1]
+        failure = (f'<testcase name="test_check[encoder.bidirectional[cpu-{dtype}-{attn}]]"><failure message="x"/>'
+                   f'</testcase>') if attn == "sdpa" else ""
+        junit = cmd[cmd.index("--junitxml") + 1]
+        pathlib.Path(junit).write_text(f'<testsuite><testcase name="test_check[a[cpu-{dtype}-{attn}]]"/>{failure}'
+                                       "</testsuite>")
+        return (1 if failure else 0), "output"
+
+    monkeypatch.setattr(runner, "run_in_group", fake_run)
+    chosen = [MUTANTS_BY_ID[i] for i in ("head.qa_clamp", "encoder.sdpa_mask_convention",
+                                         "encoder.self_output_layernorm_eps", "schedule.linear_off_by_one")]
+    baseline = runner.run_baseline(chosen, PACKAGE, max_examples=3)
+    targets = sorted((c[c.index("--dtype") + 1], c[c.index("--attn") + 1]) for c in calls)
+    assert targets == [("float32", "eager"), ("float64", "eager"), ("float64", "sdpa")]
+    assert baseline["status"] == "fail" and baseline["passed"] == 3
+    assert baseline["failed"] == ["encoder.bidirectional[cpu-float64-sdpa]"]
+    assert baseline["checks"]["float64-eager"] == "(head.question_answering) or (schedule.linear)"
 
 
 def test_check_sources_flags_a_release_inside_the_range_without_the_text(tmp_path):

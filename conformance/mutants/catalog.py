@@ -1,5 +1,5 @@
-"""The mutant catalog: the areas, the `Mutant` record, every seeded bug (`MUTANTS`, `MUTANTS_BY_ID`) and the fixed
-subsets (`SUBSETS`). Data only: `sandbox` applies a mutant, `runner` runs it."""
+"""The mutant catalog: the areas, the paths, the `Mutant` record, every seeded bug (`MUTANTS`, `MUTANTS_BY_ID`) and
+the fixed subsets (`SUBSETS`). Data only: `sandbox` applies a mutant, `runner` runs it."""
 
 from dataclasses import dataclass
 from typing import Optional
@@ -16,7 +16,24 @@ AREAS = {
     "adamw": "transformers.AdamW (exists up to 4.49)",
     "decay": "the Trainer's weight-decay parameter grouping",
     "masking": "DataCollatorForLanguageModeling",
+    "tokenizer": "BertTokenizer: lower-casing, special tokens (the checkpoint's slow tokenizer)",
 }
+
+# The path of a mutant: which kind of check is expected to kill it, and the target its checks run on (dtype,
+# attention). The area says where the bug sits in transformers; the path says which part of the suite must see it.
+PATHS = {
+    "eager-float64": "reference comparisons of the model on random weights (float64, eager attention)",
+    "sdpa": "reference comparisons through the sdpa attention branch (float64, sdpa attention)",
+    "float32": "reference comparisons in float32 at its own tolerance (float32, eager attention)",
+    "error": "refusals: bad input or parameters both sides must refuse",
+    "metamorphic": "relations between runs of the implementation alone (padding, batching, determinism)",
+    "checkpoint": "the real all-MiniLM-L6-v2 checkpoint: its weights and its tokenizer",
+    "subject": "schedules, AdamW, weight-decay grouping and the MLM collator against their reference",
+}
+PATH_TARGETS = {"sdpa": ("float64", "sdpa"), "float32": ("float32", "eager")}  # (dtype, attention); else float64 eager
+AREA_PATHS = {"encoder": "eager-float64", "tying": "eager-float64", "head": "eager-float64", "loss": "eager-float64",
+              "schedule": "subject", "adamw": "subject", "decay": "subject", "masking": "subject",
+              "tokenizer": "checkpoint"}  # a mutant's path unless it names its own
 
 
 @dataclass(frozen=True)
@@ -24,7 +41,8 @@ class Mutant:
     """One seeded bug: replace `old` (exactly one occurrence) by `new` in `file` (relative to the transformers
     package). `checks` is the pytest -k expression selecting the checks expected to kill it; `versions` the releases
     whose source has `old` (a packaging SpecifierSet); `equivalent`, when set, argues that no input can tell the
-    mutant from the original."""
+    mutant from the original; `path` (one of PATHS; by default its area's, AREA_PATHS) decides the dtype and
+    attention the checks run with (`dtype`, `attn`)."""
 
     id: str
     area: str
@@ -35,6 +53,19 @@ class Mutant:
     checks: str
     versions: str = ">=5.0"
     equivalent: Optional[str] = None
+    path: Optional[str] = None
+
+    def __post_init__(self):
+        if self.path is None:
+            object.__setattr__(self, "path", AREA_PATHS[self.area])
+
+    @property
+    def dtype(self) -> str:
+        return PATH_TARGETS.get(self.path, ("float64", "eager"))[0]
+
+    @property
+    def attn(self) -> str:
+        return PATH_TARGETS.get(self.path, ("float64", "eager"))[1]
 
     def applies_to(self, version) -> bool:
         return SpecifierSet(self.versions).contains(Version(str(version)), prereleases=True)
@@ -49,6 +80,9 @@ LOSS_UTILS = "loss/loss_utils.py"
 MASKING_UTILS = "masking_utils.py"
 ACTIVATIONS = "activations.py"
 MODELING_UTILS = "modeling_utils.py"
+SDPA_ATTENTION = "integrations/sdpa_attention.py"
+TOKENIZATION_BERT = "models/bert/tokenization_bert.py"  # the pure-Python tokenizer before 5.0
+TOKENIZATION_BERT_LEGACY = "models/bert/tokenization_bert_legacy.py"  # the pure-Python tokenizer from 5.0
 
 # Version ranges were checked against the sources of the releases tox.ini runs (4.4.2 4.6 4.17 4.27 4.36 4.41
 # 4.47.1 4.49 4.50 4.54 5.0 5.4 5.19 5.24): `old` occurs exactly once in every sampled release the range contains
@@ -286,7 +320,7 @@ MUTANTS = [
            "schedule.polynomial", ">=4.17"),
     Mutant("schedule.polynomial_lr_end_check", "schedule",
            "polynomial schedule accepts lr_end == lr_init (strict check weakened)", OPTIMIZATION,
-           "if not (lr_init > lr_end):", "if lr_init < lr_end:", "schedule.polynomial", ">=4.17"),
+           "if not (lr_init > lr_end):", "if lr_init < lr_end:", "schedule.polynomial", ">=4.17", path="error"),
     Mutant("schedule.constant_warmup_ahead", "schedule", "constant-with-warmup ramps one step ahead", OPTIMIZATION,
            "return float(current_step) / float(max(1.0, num_warmup_steps))",
            "return float(current_step + 1) / float(max(1.0, num_warmup_steps))",
@@ -384,6 +418,109 @@ MUTANTS = [
            "inputs[indices_replaced] = self.tokenizer.convert_tokens_to_ids(self.tokenizer.mask_token)",
            "inputs[indices_replaced] = self.tokenizer.pad_token_id", "masking.rates.pt", ">=5.24"),
 ]
+# --- the other paths: each mutant below is killed through one path of the suite other than float64 eager ----------
+_SEQCLS_SINGLE_LABEL = ("                loss_fct = CrossEntropyLoss()\n"
+                        "                loss = loss_fct(logits.view(-1, self.num_labels), labels.view(-1))")
+_TOKCLS_LOSS = "            loss = loss_fct(logits.view(-1, self.num_labels), labels.view(-1))\n\n        return Token"
+_SDPA_IS_CAUSAL_4 = "True if self.is_decoder and not is_cross_attention and attention_mask is None and tgt_len > 1"
+_SELF_OUTPUT = ("class BertSelfOutput(nn.Module):\n    def __init__(self, config):\n        super().__init__()\n"
+                "        self.dense = nn.Linear(config.hidden_size, config.hidden_size)\n")
+_LOWER = "                if self.do_lower_case:\n                    token = token.lower()\n"
+_PAIR = "        return cls + token_ids_0 + sep + token_ids_1 + sep\n"
+_SINGLE = "            return [self.cls_token_id] + token_ids_0 + [self.sep_token_id]\n"
+
+PATH_MUTANTS = [
+    # --- sdpa: the sdpa attention function (5.x) and BertSdpaSelfAttention (4.41-4.57) --------------------------
+    Mutant("encoder.sdpa_causal_by_default", "encoder",
+           "sdpa ignores the module's is_causal: every attention without a mask (no padding) runs causal",
+           SDPA_ATTENTION, "is_causal = q_length > 1 and attention_mask is None and is_causal\n",
+           "is_causal = q_length > 1 and attention_mask is None\n", "encoder.bidirectional", ">=5.19", path="sdpa"),
+    Mutant("encoder.sdpa_causal_by_default@5.0", "encoder",
+           "sdpa ignores the module's is_causal: every attention without a mask (no padding) runs causal",
+           SDPA_ATTENTION, "is_causal = query.shape[2] > 1 and attention_mask is None and is_causal\n",
+           "is_causal = query.shape[2] > 1 and attention_mask is None\n", "encoder.bidirectional", ">=5.0,<5.19",
+           path="sdpa"),
+    Mutant("encoder.sdpa_mask_convention", "encoder",
+           "sdpa's boolean mask passed with nn.MultiheadAttention's convention (True = masked out): padded keys "
+           "attended, real ones masked", SDPA_ATTENTION, "        attn_mask=attention_mask,\n        dropout_p=dropout,",
+           "        attn_mask=None if attention_mask is None else ~attention_mask,\n        dropout_p=dropout,",
+           "encoder.bidirectional", ">=5.0", path="sdpa"),
+    Mutant("encoder.sdpa_dropout_in_eval", "encoder",
+           "sdpa takes the module's attention dropout probability instead of the caller's (0.0 in eval): attention "
+           "dropout in eval mode", SDPA_ATTENTION, "        dropout_p=dropout,\n",
+           "        dropout_p=module.dropout.p if hasattr(module, \"dropout\") else dropout,\n",
+           "encoder.bidirectional", ">=5.0", path="sdpa"),
+    Mutant("encoder.sdpa_dropout_in_eval@4.41", "encoder",
+           "BertSdpaSelfAttention applies attention dropout in eval mode too (the self.training test dropped)",
+           MODELING_BERT, "dropout_p=self.dropout_prob if self.training else 0.0,", "dropout_p=self.dropout_prob,",
+           "encoder.bidirectional", ">=4.41,<5.0", path="sdpa"),
+    Mutant("encoder.sdpa_causal_encoder@4.47", "encoder",
+           "BertSdpaSelfAttention runs causal whenever no mask is given, decoder or not", MODELING_BERT,
+           _SDPA_IS_CAUSAL_4, _SDPA_IS_CAUSAL_4.replace("self.is_decoder and ", ""), "encoder.bidirectional",
+           ">=4.47,<5.0", path="sdpa"),
+    # --- float32: seen at the float32 tolerance ----------------------------------------------------------------
+    Mutant("loss.causal_lm_bfloat16", "loss",
+           "ForCausalLMLoss casts the logits down to bfloat16 instead of up to float32 (a mixed-precision cast "
+           "written the wrong way round)", LOSS_UTILS,
+           "precision issues\n    logits = logits.float()\n\n    if shift_labels is None:",
+           "precision issues\n    logits = logits.bfloat16()\n\n    if shift_labels is None:",
+           "head.causal_lm", ">=4.50", path="float32"),
+    Mutant("encoder.self_output_layernorm_eps", "encoder",
+           "the attention output's LayerNorm ignores config.layer_norm_eps (torch's default 1e-5)", MODELING_BERT,
+           _SELF_OUTPUT + "        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)",
+           _SELF_OUTPUT + "        self.LayerNorm = nn.LayerNorm(config.hidden_size)",
+           "encoder.bidirectional", ">=4.4", path="float32"),
+    Mutant("encoder.softmax_bfloat16", "encoder",
+           "eager attention's softmax computed in bfloat16 and cast back (a low-precision softmax)", MODELING_BERT,
+           "attn_weights = nn.functional.softmax(attn_weights, dim=-1)",
+           "attn_weights = nn.functional.softmax(attn_weights, dim=-1, dtype=torch.bfloat16).to(query.dtype)",
+           "encoder.bidirectional", ">=5.0", path="float32"),
+    # --- error: validations and refusals that stop refusing ------------------------------------------------------
+    Mutant("head.seqcls_labels_clamped", "head",
+           "single-label classification clamps labels to num_labels - 1: an out-of-range class is scored, not refused",
+           MODELING_BERT, _SEQCLS_SINGLE_LABEL,
+           _SEQCLS_SINGLE_LABEL.replace("labels.view(-1))", "labels.view(-1).clamp(max=self.num_labels - 1))"),
+           "errors.out_of_range.sequence_classification", ">=4.4", path="error"),
+    Mutant("head.tokcls_labels_cast_long", "head",
+           "token classification casts its labels to long: float labels are truncated to classes, not refused",
+           MODELING_BERT, _TOKCLS_LOSS, _TOKCLS_LOSS.replace("labels.view(-1))", "labels.view(-1).long())"),
+           "errors.float_dtype.token_classification", ">=5.0", path="error"),
+    Mutant("masking.probability_unchecked", "masking",
+           "the collator's mlm_probability range check dropped (only None refused)", DATA_COLLATOR,
+           "if self.mlm_probability is None or self.mlm_probability < 0 or self.mlm_probability > 1:",
+           "if self.mlm_probability is None:", "errors.masking.probabilities", ">=4.54", path="error"),
+    # --- metamorphic: seen by a relation between runs --------------------------------------------------------
+    Mutant("encoder.embedding_dropout_in_eval", "encoder",
+           "the embeddings' dropout written functionally with its training=True default: dropout in eval mode",
+           MODELING_BERT, "        embeddings = self.dropout(embeddings)\n",
+           "        embeddings = nn.functional.dropout(embeddings, p=self.dropout.p)\n",
+           "metamorphic.eval_determinism", ">=4.4", path="metamorphic"),
+    Mutant("encoder.padding_mask_first_row", "encoder",
+           "every example of a batch takes the first example's padding mask (the batch index dropped)",
+           MASKING_UTILS, "return padding_mask[batch_idx, kv_idx]", "return padding_mask[0, kv_idx]",
+           "metamorphic.batch_split", ">=4.54", path="metamorphic"),
+    Mutant("head.tokcls_loss_over_all_positions", "head",
+           "token-classification loss averaged over every position, -100 ones included: padding dilutes it",
+           MODELING_BERT, "            loss_fct = CrossEntropyLoss()\n" + _TOKCLS_LOSS,
+           "            loss_fct = CrossEntropyLoss(reduction=\"sum\")\n"
+           + _TOKCLS_LOSS.replace("labels.view(-1))", "labels.view(-1)) / labels.numel()"),
+           "metamorphic.padding_invariance.token_classification", ">=5.0", path="metamorphic"),
+    # --- checkpoint: the real checkpoint's tokenizer (slow vs fast, structure, round trip) ----------------------
+    Mutant("tokenizer.lower_case_dropped", "tokenizer",
+           "the slow tokenizer never lower-cases (do_lower_case only strips accents)", TOKENIZATION_BERT_LEGACY,
+           _LOWER, _LOWER.replace("token.lower()", "token"), "checkpoint.tokenizer", ">=5.0"),
+    Mutant("tokenizer.lower_case_dropped@4.4", "tokenizer",
+           "the slow tokenizer never lower-cases (do_lower_case only strips accents)", TOKENIZATION_BERT,
+           _LOWER, _LOWER.replace("token.lower()", "token"), "checkpoint.tokenizer", "<5.0"),
+    Mutant("tokenizer.pair_last_sep_dropped", "tokenizer", "a sentence pair loses its final [SEP]",
+           TOKENIZATION_BERT_LEGACY, _PAIR, _PAIR.replace(" + sep\n", "\n"), "checkpoint.tokenizer", ">=5.0"),
+    Mutant("tokenizer.pair_last_sep_dropped@4.4", "tokenizer", "a sentence pair loses its final [SEP]",
+           TOKENIZATION_BERT, _PAIR, _PAIR.replace(" + sep\n", "\n"), "checkpoint.tokenizer", "<5.0"),
+    Mutant("tokenizer.single_cls_dropped", "tokenizer", "a single sequence gets no [CLS]",
+           TOKENIZATION_BERT_LEGACY, _SINGLE, _SINGLE.replace("[self.cls_token_id] + ", ""), "checkpoint.tokenizer",
+           ">=5.0"),
+]
+MUTANTS += PATH_MUTANTS
 MUTANTS_BY_ID = {m.id: m for m in MUTANTS}
 assert len(MUTANTS_BY_ID) == len(MUTANTS), "mutant ids must be unique"
 

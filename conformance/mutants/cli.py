@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from .catalog import AREAS, SUBSETS
+from .catalog import AREAS, PATHS, SUBSETS
 from .render import render_sources
 from .runner import run
 from .sandbox import check_sources
@@ -21,6 +21,8 @@ def add_arguments(parser):
                                                                    "'timeout', i.e. not killed (default: 300)")
     parser.add_argument("--only", nargs="+", metavar="ID", help="run only these mutants")
     parser.add_argument("--area", choices=sorted(AREAS), help="run only this area's mutants")
+    parser.add_argument("--path", choices=sorted(PATHS), help="run only the mutants of this path (the kind of check "
+                                                               "that must kill them)")
     parser.add_argument("--subset", choices=sorted(SUBSETS), help="a fixed subset (quick: one fast mutant per "
                                                                   "area, for CI)")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"JSON results (default: {DEFAULT_OUT}; '' for none)")

@@ -6,27 +6,43 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from .catalog import MUTANTS_BY_ID
+from .catalog import MUTANTS_BY_ID, PATHS
 
 AREA_HEADERS = ["area", "mutants", "not applicable", "equivalent", "killed", "survived", "timeout/error",
                 "kill ratio"]
+PATH_HEADERS = ["path"] + AREA_HEADERS[1:]
 
 
 def _ratio(x):
     return "n/a" if x is None else f"{100 * x:.0f}%"
 
 
-def area_rows(data):
-    """The per-area table's rows (see AREA_HEADERS), then the row of all areas."""
+def area_rows(data, key="areas"):
+    """The per-area table's rows (see AREA_HEADERS), then the row of all areas; with key="paths" the per-path
+    table's (PATH_HEADERS)."""
     rows = []
-    for area, a in data["areas"].items():
-        rows.append([area, a["mutants"], a["not_applicable"], a["declared_equivalent"], a["killed_non_equivalent"],
+    for name, a in data[key].items():
+        rows.append([name, a["mutants"], a["not_applicable"], a["declared_equivalent"], a["killed_non_equivalent"],
                      a["survived"], a["timeout"] + a["error"], _ratio(a["kill_ratio"])])
     s = data["score"]
-    total = lambda key: sum(a[key] for a in data["areas"].values())  # noqa: E731
+    total = lambda field: sum(a[field] for a in data[key].values())  # noqa: E731
     rows.append(["all", total("mutants"), total("not_applicable"), total("declared_equivalent"), s["killed"],
                  total("survived"), total("timeout") + total("error"), _ratio(s["ratio"])])
     return rows
+
+
+def path_rows(data):
+    """The per-path table's rows (see PATH_HEADERS), then the row of all paths; [] for results without paths."""
+    return area_rows(data, "paths") if data.get("paths") else []
+
+
+def _targets_line(env):
+    """Which dtype and attention each path's checks ran with."""
+    special = env.get("path_targets") or {}
+    default = f"{env['dtype']}, {env['attention']} attention"
+    if not special:
+        return default
+    return default + " (" + "; ".join(f"the {p} path: {t.replace('-', ', ')} attention" for p, t in special.items()) + ")"
 
 
 def _not_killed(data):
@@ -49,6 +65,8 @@ def render_text(data):
     lines = [f"transformers {env['transformers']}: mutation score {s['killed']}/{s['non_equivalent']} "
              f"({_ratio(s['ratio'])}), wall time {data['wall_s']:.0f} s",
              tabulate(area_rows(data), headers=AREA_HEADERS)]
+    if path_rows(data):
+        lines.append(tabulate(path_rows(data), headers=PATH_HEADERS))
     if data.get("baseline"):
         lines.append(_baseline_line(data["baseline"]).replace("`", ""))
     bad = _not_killed(data)
@@ -62,6 +80,13 @@ def render_sources(versions, rows):
     table = [[i] + [f"{n}{'*' if MUTANTS_BY_ID[i].applies_to(v) else ''}" for v, n in zip(versions, counts)]
              for i, counts in rows]
     return tabulate(table, headers=["mutant"] + versions)
+
+
+def _killer(r):
+    """The check that killed a mutant, and the target it ran on."""
+    if not r.get("killed_by"):
+        return ""
+    return f"`{r['killed_by']}`" + (f" ({r['killed_on']})" if r.get("killed_on") else "")
 
 
 def _md(text):
@@ -79,11 +104,15 @@ def markdown_section(path, heading="##", others=()):
     out = [f"{heading} Mutation self-check", "",
            f"Bugs seeded one at a time into a copy of transformers {env['transformers']} (torch {env['torch']}, "
            f"Python {env['python']}); each must make a check fail ({env['max_examples']} examples, "
-           f"{env['dtype']}, {env['attention']} attention, Hypothesis profile `{env['hypothesis_profile']}`). "
+           f"{_targets_line(env)}, Hypothesis profile `{env['hypothesis_profile']}`). "
            f"**Mutation score: {s['killed']}/{s['non_equivalent']} ({_ratio(s['ratio'])})** of the applicable "
            f"non-equivalent mutants killed; wall time {data['wall_s']:.0f} s with {env['jobs']} job(s) on "
            f"{env['cpus']} CPU(s).", "",
            tabulate(area_rows(data), headers=AREA_HEADERS, tablefmt="github"), ""]
+    if path_rows(data):
+        out += ["By path (the kind of check that must kill the mutant: "
+                + "; ".join(f"`{p}`, {d}" for p, d in PATHS.items() if p in data["paths"]) + "):", "",
+                tabulate(path_rows(data), headers=PATH_HEADERS, tablefmt="github"), ""]
     baseline = data.get("baseline")
     if baseline:
         out += [_baseline_line(baseline), ""]
@@ -108,8 +137,8 @@ def markdown_section(path, heading="##", others=()):
         out += [f"- `{r['id']}` ({r['status']}): {r['bug']}. {_md(r['equivalent'])}" for r in equivalent]
         out.append("")
     out += [f"{heading}# Every mutant", ""]
-    rows = [[f"`{r['id']}`", r["area"], _md(r["bug"]), r["status"], f"`{r['killed_by']}`" if r.get("killed_by") else "",
+    rows = [[f"`{r['id']}`", r["area"], r.get("path", ""), _md(r["bug"]), r["status"], _killer(r),
              "" if r.get("seconds") is None else f"{r['seconds']:.0f}"] for r in data["mutants"]]
-    out.append(tabulate(rows, headers=["mutant", "area", "bug it imitates", "outcome", "killed by", "seconds"],
-                        tablefmt="github"))
+    out.append(tabulate(rows, headers=["mutant", "area", "path", "bug it imitates", "outcome", "killed by",
+                                       "seconds"], tablefmt="github"))
     return "\n".join(out) + "\n"

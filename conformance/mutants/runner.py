@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .catalog import AREAS, MUTANTS, SUBSETS
+from .catalog import AREA_PATHS, AREAS, MUTANTS, PATH_TARGETS, PATHS, SUBSETS
 from .render import render_text
 from .sandbox import MutantError, apply, installed_package, mutant_env, project_root, verify_import
 
@@ -21,13 +21,15 @@ SCHEMA = 1
 GUARD_PLUGIN = "conformance.mutants.guard"  # the module of the guard, loaded into the sandboxed pytest with -p
 
 
-def suite_command(checks, max_examples, python=sys.executable, junit=None, extra=(), first_failure=True):
-    """The pytest command line that runs the checks selected by `checks` against whatever transformers is first on
-    the import path (stopping at the first failure unless `first_failure` is False)."""
+def suite_command(checks, max_examples, python=sys.executable, junit=None, extra=(), first_failure=True,
+                  dtype="float64", attn="eager"):
+    """The pytest command line that runs the checks selected by `checks` on the `dtype` and `attn` targets against
+    whatever transformers is first on the import path (stopping at the first failure unless `first_failure` is
+    False)."""
     cmd = [python, "-m", "pytest", "--pyargs", "conformance.suite", "-q", "-p", "no:cacheprovider", "-p",
            "no:randomly", "-p", GUARD_PLUGIN] + (["-x"] if first_failure else []) + [
-           "--max-examples", str(max_examples), "--hypothesis-profile", "ci", "-k", checks, "--dtype", "float64",
-           "--attn", "eager", "-o", "addopts=", "-W", "ignore"]
+           "--max-examples", str(max_examples), "--hypothesis-profile", "ci", "-k", checks, "--dtype", dtype,
+           "--attn", attn, "-o", "addopts=", "-W", "ignore"]
     if junit:
         cmd += ["--junitxml", str(junit)]
     return cmd + list(extra)
@@ -72,6 +74,12 @@ def _check_id(test_name):
     return inner.rpartition("[")[0] or test_name
 
 
+def _target_id(test_name):
+    """`test_check[head.masked_lm[cpu-float64-eager]]` -> `cpu-float64-eager` (None without a target)."""
+    inner = test_name.partition("[")[2]
+    return inner.rpartition("[")[2].rstrip("]") or None
+
+
 def run_in_group(cmd, env, cwd, timeout):
     """Run `cmd` in its own process group; on timeout kill the whole group. Returns (returncode or None, output)."""
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -85,14 +93,19 @@ def run_in_group(cmd, env, cwd, timeout):
         return None, out
 
 
+def identity(mutant):
+    """The fields of a result that describe the mutant itself (its catalog entry and the targets its checks run on)."""
+    return {"id": mutant.id, "area": mutant.area, "path": mutant.path, "bug": mutant.bug, "file": mutant.file,
+            "checks": mutant.checks, "targets": f"{mutant.dtype}-{mutant.attn}", "versions": mutant.versions,
+            "equivalent": mutant.equivalent}
+
+
 def run_mutant(mutant, package_dir, max_examples=100, timeout=300, python=sys.executable, extra=(),
                keep_log=None):
     """Apply `mutant` to a copy of `package_dir`, verify the copy is the transformers imported, run its checks and
     classify: killed | survived | equivalent | timeout | error. Returns the result dict."""
-    result = {"id": mutant.id, "area": mutant.area, "bug": mutant.bug, "file": mutant.file, "checks": mutant.checks,
-              "versions": mutant.versions, "equivalent": mutant.equivalent, "status": None, "killed_by": None,
-              "message": None, "passed": 0, "failed": 0, "skipped": 0, "seconds": None, "kill_seconds": None,
-              "imported": None}
+    result = {**identity(mutant), "status": None, "killed_by": None, "killed_on": None, "message": None,
+              "passed": 0, "failed": 0, "skipped": 0, "seconds": None, "kill_seconds": None, "imported": None}
     start = time.time()
     with tempfile.TemporaryDirectory(prefix=f"bert-mutant-{mutant.id}-") as tmp:
         root = Path(tmp) / "site"
@@ -104,8 +117,8 @@ def run_mutant(mutant, package_dir, max_examples=100, timeout=300, python=sys.ex
                                     "report": str(guard_report)})
             result["imported"] = verify_import(env, root, python, cwd=tmp)
             junit = Path(tmp) / "junit.xml"
-            code, out = run_in_group(suite_command(mutant.checks, max_examples, python, junit, extra), env, tmp,
-                                     timeout)
+            code, out = run_in_group(suite_command(mutant.checks, max_examples, python, junit, extra,
+                                                   dtype=mutant.dtype, attn=mutant.attn), env, tmp, timeout)
         except MutantError as exc:
             result.update(status="error", message=str(exc), seconds=round(time.time() - start, 1))
             return result
@@ -121,8 +134,8 @@ def run_mutant(mutant, package_dir, max_examples=100, timeout=300, python=sys.ex
     elif guard.get("problem") or not guard:
         result.update(status="error", message=guard.get("problem") or f"the guard did not run (exit {code}):\n{tail}")
     elif code == 1 and first and first[0].startswith("test_check["):
-        result.update(status="killed", killed_by=_check_id(first[0]), kill_seconds=round(first[1], 1),
-                      message=_first_lines(first[2]))
+        result.update(status="killed", killed_by=_check_id(first[0]), killed_on=_target_id(first[0]),
+                      kill_seconds=round(first[1], 1), message=_first_lines(first[2]))
     elif code == 0 and passed:
         result.update(status="equivalent" if mutant.equivalent else "survived",
                       message=f"{passed} check(s) passed {max_examples} examples each"
@@ -137,25 +150,37 @@ def run_mutant(mutant, package_dir, max_examples=100, timeout=300, python=sys.ex
 
 
 def run_baseline(mutants, package_dir, max_examples=100, timeout=1800, python=sys.executable, extra=()):
-    """Run every check the `mutants` select against the unmutated package, without stopping at a failure: a check
-    that fails here cannot kill anything (its failure is the suite's or the release's, not the mutant's)."""
-    expression = " or ".join(f"({c})" for c in sorted({m.checks for m in mutants}))
+    """Run every check the `mutants` select, on the targets their paths run on (one pytest per dtype and attention),
+    against the unmutated package, without stopping at a failure: a check that fails here on a target cannot kill
+    anything there (its failure is the suite's or the release's, not the mutant's). `failed` lists `check[target]`."""
+    groups = {}
+    for m in mutants:
+        groups.setdefault((m.dtype, m.attn), set()).add(m.checks)
     start = time.time()
-    with tempfile.TemporaryDirectory(prefix="bert-mutant-baseline-") as tmp:
-        env = mutant_env(tmp)  # the installed package: nothing shadows it in the empty folder
-        junit = Path(tmp) / "junit.xml"
-        code, out = run_in_group(suite_command(expression, max_examples, python, junit, extra, first_failure=False),
-                                 env, tmp, timeout)
-        failures = []
-        passed, failed, skipped, _ = _junit(junit, failures)
-    status = "timeout" if code is None else "pass" if code == 0 else "fail" if code == 1 and failed else "error"
-    return {"status": status, "checks": expression, "passed": passed, "failed": sorted(_check_id(f) for f in failures),
-            "skipped": skipped, "seconds": round(time.time() - start, 1),
-            "message": None if status == "pass" else "\n".join(out.strip().splitlines()[-15:])}
+    checks, statuses, failures, messages = {}, [], [], []
+    passed = skipped = 0
+    for (dtype, attn), selected in sorted(groups.items()):
+        expression = checks[f"{dtype}-{attn}"] = " or ".join(f"({c})" for c in sorted(selected))
+        with tempfile.TemporaryDirectory(prefix="bert-mutant-baseline-") as tmp:
+            env = mutant_env(tmp)  # the installed package: nothing shadows it in the empty folder
+            junit = Path(tmp) / "junit.xml"
+            code, out = run_in_group(suite_command(expression, max_examples, python, junit, extra,
+                                                   first_failure=False, dtype=dtype, attn=attn), env, tmp, timeout)
+            failed_here = []
+            n_passed, failed, n_skipped, _ = _junit(junit, failed_here)
+        passed, skipped = passed + n_passed, skipped + n_skipped
+        failures += [f"{_check_id(f)}[{_target_id(f)}]" for f in failed_here]
+        status = "timeout" if code is None else "pass" if code == 0 else "fail" if code == 1 and failed else "error"
+        statuses.append(status)
+        if status != "pass":
+            messages.append(f"{dtype}-{attn}: " + "\n".join(out.strip().splitlines()[-15:]))
+    status = next((s for s in ("timeout", "error", "fail") if s in statuses), "pass")
+    return {"status": status, "checks": checks, "passed": passed, "failed": sorted(failures), "skipped": skipped,
+            "seconds": round(time.time() - start, 1), "message": "\n".join(messages) or None}
 
 
-def select(only=None, area=None, subset=None, catalog=None):
-    """The mutants named by --only / --area / --subset (all of them by default)."""
+def select(only=None, area=None, subset=None, catalog=None, path=None):
+    """The mutants named by --only / --area / --subset / --path (all of them by default)."""
     catalog = MUTANTS if catalog is None else catalog
     by_id = {m.id: m for m in catalog}
     chosen = list(catalog)
@@ -172,27 +197,38 @@ def select(only=None, area=None, subset=None, catalog=None):
         if area not in AREAS:
             raise SystemExit(f"unknown area {area!r}; known: {sorted(AREAS)}")
         chosen = [m for m in chosen if m.area == area]
+    if path:
+        if path not in PATHS:
+            raise SystemExit(f"unknown path {path!r}; known: {sorted(PATHS)}")
+        chosen = [m for m in chosen if m.path == path]
     return chosen
+
+
+def tally(rows):
+    """Counts by outcome and the kill ratio (killed / applicable non-equivalent) of some mutants' results."""
+    count = {s: sum(r["status"] == s for r in rows)
+             for s in ("killed", "survived", "equivalent", "timeout", "error", "not_applicable")}
+    declared_equivalent = sum(1 for r in rows if r["equivalent"] and r["status"] != "not_applicable")
+    non_equivalent = sum(1 for r in rows if not r["equivalent"] and r["status"] != "not_applicable")
+    killed = sum(1 for r in rows if r["status"] == "killed" and not r["equivalent"])
+    return {"mutants": len(rows), **count, "declared_equivalent": declared_equivalent,
+            "non_equivalent": non_equivalent, "killed_non_equivalent": killed,
+            "kill_ratio": (killed / non_equivalent) if non_equivalent else None}
 
 
 def summarize(results):
     """Per-area counts and kill ratio (killed / applicable non-equivalent), and the overall score."""
-    areas = {}
-    for area in AREAS:
-        rows = [r for r in results if r["area"] == area]
-        if not rows:
-            continue
-        count = {s: sum(r["status"] == s for r in rows)
-                 for s in ("killed", "survived", "equivalent", "timeout", "error", "not_applicable")}
-        declared_equivalent = sum(1 for r in rows if r["equivalent"] and r["status"] != "not_applicable")
-        non_equivalent = sum(1 for r in rows if not r["equivalent"] and r["status"] != "not_applicable")
-        killed = sum(1 for r in rows if r["status"] == "killed" and not r["equivalent"])
-        areas[area] = {"mutants": len(rows), **count, "declared_equivalent": declared_equivalent,
-                       "non_equivalent": non_equivalent, "killed_non_equivalent": killed,
-                       "kill_ratio": (killed / non_equivalent) if non_equivalent else None}
+    areas = {area: tally(rows) for area in AREAS if (rows := [r for r in results if r["area"] == area])}
     killed = sum(a["killed_non_equivalent"] for a in areas.values())
     total = sum(a["non_equivalent"] for a in areas.values())
     return areas, {"killed": killed, "non_equivalent": total, "ratio": (killed / total) if total else None}
+
+
+def summarize_paths(results):
+    """Per-path counts and kill ratio (a result without a path has its area's usual one)."""
+    def path(r):
+        return r.get("path") or AREA_PATHS[r["area"]]
+    return {p: tally(rows) for p in PATHS if (rows := [r for r in results if path(r) == p])}
 
 
 def project_state():
@@ -221,6 +257,7 @@ def environment(package_dir, version, args, python=sys.executable):
             "numpy": numpy.__version__, "python": platform.python_version(), "platform": platform.platform(),
             "cpus": os.cpu_count(), "max_examples": args.max_examples, "timeout_s": args.timeout, "jobs": args.jobs,
             "hypothesis_profile": "ci", "dtype": "float64", "attention": "eager",
+            "path_targets": {p: "-".join(t) for p, t in PATH_TARGETS.items()},
             "command": suite_command("CHECKS", args.max_examples, python)[1:], "project": project_state()}
 
 
@@ -229,7 +266,7 @@ def run(args, extra=()):
     status is 0 only if every applicable non-equivalent mutant was killed and every declared-equivalent one was
     not."""
     package_dir, version = installed_package()
-    chosen = select(args.only, args.area, args.subset)
+    chosen = select(args.only, args.area, args.subset, path=getattr(args, "path", None))
     applicable = [m for m in chosen if m.applies_to(version)]
     print(f"mutation self-check against transformers {version} ({package_dir}): {len(applicable)} of {len(chosen)} "
           f"selected mutants apply; {args.jobs} job(s), {args.max_examples} examples, timeout {args.timeout} s",
@@ -249,7 +286,8 @@ def run(args, extra=()):
     def one(mutant):
         r = run_mutant(mutant, package_dir, args.max_examples, args.timeout, extra=extra,
                        keep_log=logs / f"{mutant.id}.log" if logs else None)
-        where = f" by {r['killed_by']} in {r.get('kill_seconds')} s" if r["status"] == "killed" else ""
+        where = (f" by {r['killed_by']} on {r['killed_on']} in {r.get('kill_seconds')} s" if r["status"] == "killed"
+                 else "")
         print(f"  {mutant.id}: {r['status']}{where} ({r['seconds']} s)"
               + (f"  {r['message']}" if r["status"] in ("survived", "error", "timeout") else ""), flush=True)
         return r
@@ -258,7 +296,7 @@ def run(args, extra=()):
         done = dict(zip([m.id for m in applicable], pool.map(one, applicable)))
     spoiled = set(baseline["failed"]) if baseline else set()
     for r in done.values():
-        if r["status"] == "killed" and r["killed_by"] in spoiled:
+        if r["status"] == "killed" and {r["killed_by"], f"{r['killed_by']}[{r.get('killed_on')}]"} & spoiled:
             r.update(status="error", message=f"{r['killed_by']} fails on the unmutated package too: not a kill. "
                                              f"{r['message']}")
     results = []
@@ -266,14 +304,14 @@ def run(args, extra=()):
         if m.id in done:
             results.append(done[m.id])
         else:
-            results.append({"id": m.id, "area": m.area, "bug": m.bug, "file": m.file, "checks": m.checks,
-                            "versions": m.versions, "equivalent": m.equivalent, "status": "not_applicable",
+            results.append({**identity(m), "status": "not_applicable",
                             "message": f"written for transformers {m.versions}"})
     wall = time.time() - start
     areas, score = summarize(results)
+    paths = summarize_paths(results)
     data = {"type": "mutants", "schema": SCHEMA, "environment": env,
             "start": start, "end": start + wall, "wall_s": round(wall, 1), "baseline": baseline, "mutants": results,
-            "areas": areas, "score": score}
+            "areas": areas, "paths": paths, "score": score}
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(data, indent=1) + "\n")
