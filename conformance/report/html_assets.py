@@ -157,7 +157,12 @@ JS = r"""
 
   // --- link targets: built on demand, revealed, highlighted ----------------------------------------------
   function outcome(c) { return D.outcomes[c[3]]; }
-  function ratio(c) { return c[4] === null || c[4] === 0 ? "" : (typeof c[4] === "number" ? c[4].toPrecision(2).replace(/\.?0+e/, "e") : c[4]); }
+  function g2(x) {  // as Python's format(x, ".2g")
+    var m = Number(x.toPrecision(2)), e = Math.floor(Math.log10(Math.abs(m)));
+    if (e >= -4 && e < 2) { return String(m); }
+    return m.toExponential(1).replace(".0e", "e").replace(/e([+-])(\d)$/, "e$10$2");
+  }
+  function ratio(c) { return c[4] === null || c[4] === 0 ? "" : (typeof c[4] === "number" ? g2(c[4]) : c[4]); }
   function cellText(i) { var c = D.cells[i]; return outcome(c) + (ratio(c) ? " " + ratio(c) : ""); }
   function where(i) { var c = D.cells[i]; return label(c[1]) + " " + D.targets[c[2]]; }
   function buildDetail(i) {

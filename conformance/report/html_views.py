@@ -185,7 +185,7 @@ def heat_section(matrix, cells, bounds):
             f'<ol class="boundaries">{key}</ol></section>')
 
 
-def _multipliers(name, params, steps, how, new):
+def multipliers(name, params, steps, how, new):
     """The multipliers of steps 0..steps of schedule `name` under the new (or old) rule; None where refused."""
     kind, what = how
     try:
@@ -207,7 +207,7 @@ def curve_plots():
         if change.area != "schedule" or change.id not in CURVES:
             continue
         name, params, steps, how = CURVES[change.id]
-        before, after = (_multipliers(name, params, steps, how, new) for new in (False, True))
+        before, after = (multipliers(name, params, steps, how, new) for new in (False, True))
         if before is None and after is None:
             continue
         stride = max(1, steps // 200)
@@ -236,6 +236,6 @@ def mutation_section(directory="reports"):
             f"<p>Bugs seeded one at a time into a copy of transformers {_e(env['transformers'])}; each must make a "
             f"check fail. <b>Mutation score: {score['killed']}/{score['non_equivalent']} ({ratio})</b> of the "
             f"applicable non-equivalent mutants killed ({env['max_examples']} examples, {_e(env['dtype'])}, wall "
-            f"time {data['wall_s']:.0f} s). The full list is in COMPATIBILITY.md.</p>"
+            f"time {data['wall_s']:.0f} s). Every mutant is listed in the markdown report.</p>"
             f'<table class="numbers"><caption>Mutants by area</caption><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table></section>"), f"{score['killed']}/{score['non_equivalent']} ({ratio})"
