@@ -3,38 +3,80 @@ records, or reproduce a case.
 
     bert-conformance run [--report-dir reports] [--workers auto] [PYTEST ARGS...]
     bert-conformance report [--records reports/records] [--out reports]
+    bert-conformance merge RAW_DIR... [--records reports/records]
     bert-conformance repro CHECK TARGET 'CASE JSON'
     bert-conformance bench [--examples 100] [--area head,loss] [--device cpu] [--dtype float64] [--attn eager]
 """
 
 import argparse
 import os
-import shutil
+import subprocess
 import sys
-
-import pytest
+import time
 
 from . import mutants
 from .bench import main as bench
+from .records import OUTCOMES
 from .registry import CHECKS_BY_ID
 from .report import write_reports
+from .report.archive import differences, update
 from .runner import DEFAULT_ADAPTER, run_check
 from .targets import Target, load_adapter
 
+SHOWN_DIFFERENCES = 20  # cells that changed, listed by `run`'s summary before "and N more"
+
 
 def cmd_run(args, extra):
-    """Run the conformance suite against the installed implementation on every device present, then write the
-    report (COMPATIBILITY.md and index.html) from the records of every version."""
-    adapter = load_adapter(args.adapter)
-    records = os.path.join(args.report_dir, "records", f"{adapter.name}-{getattr(adapter, 'version', '')}")
-    shutil.rmtree(records, ignore_errors=True)
-    pytest_args = ["--pyargs", "conformance.suite", "-p", "no:cacheprovider", "--report-dir", records,
-                   "--adapter", args.adapter, "-q"]
+    """Run the conformance suite against the installed implementation on every device present, fold its records
+    into the committed ones of its version (reports/records/<impl>-<version>.json) and write the report of every
+    version there. Pytest runs in its own process, which writes its raw records to a new folder under
+    reports/runs/; no other version's records are touched."""
+    raw = os.path.join(args.report_dir, "runs", time.strftime("%Y%m%dT%H%M%S"))
+    command = [sys.executable, "-m", "pytest", "--pyargs", "conformance.suite", "-p", "no:cacheprovider",
+               "--report-dir", raw, "--adapter", args.adapter, "-q"]
     if args.workers != "0":
-        pytest_args += ["-n", args.workers]
-    code = pytest.main(pytest_args + extra)
-    write_report(os.path.join(args.report_dir, "records"), args.report_dir)
-    return int(code)
+        command += ["-n", args.workers]
+    code = subprocess.call(command + extra)
+    records = os.path.join(args.report_dir, "records")
+    changes = update(records, raw) if os.path.isdir(raw) else []
+    paths = write_reports(records, args.report_dir)
+    print(summary(changes, paths))
+    return code
+
+
+def summary(changes, paths):
+    """`run`'s last words: per version folded, its outcome counts (cells) and the cells whose outcome differs from
+    the committed records, then where the report is."""
+    lines = []
+    for impl, version, before, after in changes:
+        counts = {o: 0 for o in OUTCOMES}
+        for (check, column), cell in after.cells.items():
+            counts[cell.outcome] += 1
+        lines.append(f"{impl} {version}: " + ", ".join(f"{n} {o}" for o, n in counts.items() if n) + " (cells)")
+        changed = differences(before, after) if before is not None else []
+        if before is None:
+            lines.append("  first records of this version")
+        elif not changed:
+            lines.append("  no outcome differs from the committed records")
+        for check, target, old, new in changed[:SHOWN_DIFFERENCES]:
+            lines.append(f"  {check} [{target}]: {old or 'not recorded'} -> {new}")
+        if len(changed) > SHOWN_DIFFERENCES:
+            lines.append(f"  ... and {len(changed) - SHOWN_DIFFERENCES} more")
+    if not changes:
+        lines.append("no records were written (see pytest's output above)")
+    return "\n".join(lines + [f"report: {p}" for p in paths])
+
+
+def cmd_merge(args, extra):
+    """Fold raw run records (a `pytest --report-dir` folder) into the compact records of their versions."""
+    if extra:
+        raise SystemExit(f"bert-conformance merge: unexpected arguments {extra}")
+    for raw in args.raw:
+        if not os.path.isdir(raw):
+            raise SystemExit(f"bert-conformance merge: no records folder {raw!r}")
+        for impl, version, before, after in update(args.records, raw):
+            print(f"{impl} {version}: {len(differences(before, after))} cell(s) changed, {len(after.cells)} in all")
+    return 0
 
 
 def write_report(records, out):
@@ -86,6 +128,11 @@ def main(argv=None):
     report.add_argument("--out", default="reports",
                         help="folder for COMPATIBILITY.md and index.html (default: reports)")
     report.set_defaults(func=cmd_report)
+    merge = sub.add_parser("merge", help=cmd_merge.__doc__)
+    merge.add_argument("raw", nargs="+", help="folders of raw run records (what `pytest --report-dir` wrote)")
+    merge.add_argument("--records", default=os.path.join("reports", "records"),
+                       help="folder of the compact records to update (default: reports/records)")
+    merge.set_defaults(func=cmd_merge)
     repro = sub.add_parser("repro", help=cmd_repro.__doc__)
     repro.add_argument("check")
     repro.add_argument("target", help="device-dtype-attention, e.g. cpu-float64-eager")

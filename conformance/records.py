@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import re
+import subprocess
 import sys
 
 import numpy
@@ -62,7 +63,7 @@ def expected_pairs(node_ids, areas):
 def environment(adapter, profile, seed, max_examples):
     """A run's environment: the implementation and its version, numpy, Python, platform, the adapter's own
     `environment()` entries (e.g. torch's version and the devices), the Hypothesis profile, its seed (an int,
-    "derandomized" or None) and the examples per check."""
+    "derandomized" or None), the examples per check and the project's commit."""
     env = {
         "implementation": adapter.name,
         "version": str(getattr(adapter, "version", "")),
@@ -73,9 +74,26 @@ def environment(adapter, profile, seed, max_examples):
         "hypothesis_profile": profile,
         "hypothesis_seed": seed,
         "max_examples": max_examples,
+        "commit": project_commit(),
     }
     env.update(getattr(adapter, "environment", dict)())
     return env
+
+
+def project_commit():
+    """The git commit of the checked-out project (12 hex digits, "+dirty" when its tracked files differ from it), or
+    None where the project is not a git checkout."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        commit = subprocess.run(["git", "-C", root, "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                                text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if commit.returncode != 0:
+        return None
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def peak_rss_mb():

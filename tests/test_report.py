@@ -16,7 +16,7 @@ import pytest
 
 from conformance import drift
 from conformance.adapters.transformers import TransformersAdapter
-from conformance.report import html, load, markdown, merge, write_reports
+from conformance.report import html, load_tree as load, markdown, merge, version_pages, write_reports
 
 pytestmark = pytest.mark.harness
 
@@ -192,7 +192,7 @@ def test_drift_catalog(matrix, monkeypatch):
                           example=lambda: {"input": "start_positions=[9]", "old": "loss 1.5", "new": "loss 0.7"})
     monkeypatch.setattr(drift, "CHANGES", [change])
     text = markdown(matrix)
-    assert "| qa-clamp | 5.24.0  | head   | QA positions clamped | head.question_answering |" in text
+    assert "| qa-clamp | 5.24.0 | head | QA positions clamped | head.question_answering |" in text
     assert "### qa-clamp: QA positions clamped" in text and "input: start_positions=[9]\nold: loss 1.5" in text
     assert 'id="change-qa-clamp"' in html(matrix)
 
@@ -208,9 +208,14 @@ def test_many_versions_get_a_compact_matrix(tmp_path):
                 outcome = "fail" if (version, target) == ("5.2.0", T32) else "pass"
                 f.write(json.dumps(synthetic_record("head.masked_lm", "head", version, target, outcome, None,
                                                     i * 10 + j)) + "\n")
-    text = markdown(merge(*load(root)))
-    assert "## Outcome by version" in text and "## Matrix by version" in text
-    assert re.search(r"\| head\.masked_lm \| pass ×3\s+\| pass ×3\s+\| Δ fail 1 · pass 2\s+\|", text)
+    m = merge(*load(root))
+    text = markdown(m)
+    assert "## Outcome by version" in text and "## Matrix by version" not in text
+    assert "| head.masked_lm | pass ×3 | pass ×3 | Δ fail 1 · pass 2 |" in text
+    pages = version_pages(m)
+    assert sorted(pages) == [f"versions/transformers-{v}.md" for v in ("5.0.0", "5.1.0", "5.2.0")]
+    assert all(f"({name})" in text for name in pages)  # the main page links every version page
+    assert "| head | head.masked_lm | pass 0.012 | pass 0.012 | Δ fail 3.4e+02 |" in pages["versions/transformers-5.2.0.md"]
 
 
 def test_html_is_self_contained(matrix):
@@ -291,7 +296,7 @@ RECORD_KEYS = {"type", "schema", "run_id", "worker", "check", "area", "head", "t
                "outcome", "examples", "max_error_ratio", "failure_ratio", "tolerance", "explained", "duration_s",
                "message", "traceback", "counterexample", "reproduce", "env", "time", "peak_rss_mb"}
 ENV_KEYS = {"implementation", "version", "torch", "numpy", "python", "platform", "devices", "hypothesis_profile",
-            "hypothesis_seed", "max_examples"}
+            "hypothesis_seed", "max_examples", "commit"}
 
 
 @pytest.fixture(scope="module")

@@ -1,23 +1,25 @@
-"""The compatibility report as GitHub-flavoured markdown (`COMPATIBILITY.md`).
+"""The compatibility report as GitHub-flavoured markdown: `COMPATIBILITY.md` and one page per version.
 
-Sections: summary, outcome matrix per area (or, with many columns, a compact per-version table and a matrix per
-version), drift catalog, explained differences, details of every cell that is neither pass nor explained, and the
-mutation self-check when `reports/mutants.json` exists.
+`COMPATIBILITY.md` (kept short enough to read: `MAX_MAIN_BYTES`): summary, the outcome matrix per area (or, with
+many columns, an outcome-by-version table per area), drift catalog, explained differences, details of every cell
+that is neither pass nor explained, and the mutation self-check's score when `reports/mutants.json` exists.
+`versions/<impl>-<version>.md` (`version_pages`): that version's environment and its full matrix by target.
 """
 
 import datetime
 import glob
 import os
 
-from tabulate import tabulate
-
 from ..mutants import markdown_section
 from ..records import OUTCOMES
+from .archive import file_name
 from .matrix import catalog
 from .text import (CHANGED, cell_text, change_example, column_label, explained_differences, ratio_text, summary_text,
                    unfinished_runs, version_counts, version_note)
 
 WIDE_TABLE_COLUMNS = 8  # more (version x target) columns than this: compact per-version tables instead
+MAX_MAIN_BYTES = 60_000  # COMPATIBILITY.md's budget; tests hold the committed report to it
+VERSIONS_DIR = "versions"  # the per-version pages, next to COMPATIBILITY.md
 
 
 def markdown(matrix):
@@ -32,12 +34,30 @@ def markdown(matrix):
 
 
 def _table(rows, headers):
-    """A GitHub-flavoured table; `|` and line breaks inside cells are escaped."""
-    def clean(value):
-        return str(value).replace("|", "\\|").replace("\n", " ")
+    """A GitHub-flavoured table without alignment padding (it renders the same and is a third of the size); `|`
+    and line breaks inside cells are escaped."""
+    def line(values):
+        return "| " + " | ".join(str(v).replace("|", "\\|").replace("\n", " ") for v in values) + " |"
 
-    return tabulate([[clean(v) for v in row] for row in rows], headers=headers, tablefmt="github",
-                    disable_numparse=True)
+    return "\n".join([line(headers), "|" + "---|" * len(headers)] + [line(row) for row in rows])
+
+
+def version_page_name(impl, version):
+    """The per-version page's path relative to COMPATIBILITY.md."""
+    return f"{VERSIONS_DIR}/{file_name(impl, version)[:-len('.json')]}.md"
+
+
+def version_pages(matrix):
+    """{path relative to COMPATIBILITY.md: markdown} of each version: its environment and its matrix by target."""
+    pages = {}
+    for impl, version in matrix.versions:
+        columns = [c for c in matrix.columns if (c.impl, c.version) == (impl, version)]
+        rows = [[a, c] + [cell_text(matrix.cells.get((c, col))) for col in columns] for c, a in matrix.checks.items()]
+        pages[version_page_name(impl, version)] = "\n".join(
+            [f"# {impl} {version}", "", "Back to the [compatibility report](../COMPATIBILITY.md).", "",
+             version_note(matrix, impl, version), "", _table(rows, ["area", "check"] + [c.target for c in columns]),
+             ""])
+    return pages
 
 
 def _fence(text, lang=""):
@@ -53,14 +73,26 @@ def _time(t):
     return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _mutants(directory="reports"):
-    """The mutation self-check's score and per-area table (`bert-conformance mutants` writes reports/mutants.json;
-    runs against other releases, reports/mutants-*.json, are summarised one line each); nothing without it."""
+def _mutant_files(directory):
+    """reports/mutants.json and the runs against other releases (reports/mutants-*.json); None without the first."""
     path = os.path.join(directory, "mutants.json")
-    if not os.path.exists(path):
+    return (path, sorted(glob.glob(os.path.join(directory, "mutants-*.json")))) if os.path.exists(path) else None
+
+
+def mutants_page(directory="reports"):
+    """The mutation self-check in full (every mutant), for `mutants.md`; None without reports/mutants.json."""
+    files = _mutant_files(directory)
+    return None if files is None else markdown_section(files[0], heading="#", others=files[1]).rstrip() + "\n"
+
+
+def _mutants(directory="reports"):
+    """The mutation self-check's score and summary tables (`bert-conformance mutants` writes reports/mutants.json),
+    without the list of every mutant, which `mutants.md` has; nothing without it."""
+    files = _mutant_files(directory)
+    if files is None:
         return []
-    others = sorted(glob.glob(os.path.join(directory, "mutants-*.json")))
-    return ["", markdown_section(path, heading="##", others=others), ""]
+    summary = markdown_section(files[0], heading="##", others=files[1]).split("\n### Every mutant")[0]
+    return ["", summary.rstrip(), "", "Every mutant, with the check that killed it: [mutants.md](mutants.md).", ""]
 
 
 def _summary(matrix):
@@ -91,8 +123,8 @@ def _summary(matrix):
 
 def _matrix(matrix):
     """The outcome matrix: one table per area with a column per (version, target) when there is one version or at
-    most WIDE_TABLE_COLUMNS columns; else a table per area with a summary cell per version, then a table per
-    version with its targets."""
+    most WIDE_TABLE_COLUMNS columns; else a table per area with a summary cell per version and links to the
+    version pages, which have the table by target."""
     lines = []
     wide = len(matrix.versions) == 1 or len(matrix.columns) <= WIDE_TABLE_COLUMNS
     if wide:
@@ -111,11 +143,8 @@ def _matrix(matrix):
                                     == v) for v in matrix.versions] for c in checks]
         headers = [v if len({i for i, _ in matrix.versions}) == 1 else f"{i} {v}" for i, v in matrix.versions]
         lines += [f"### {area}", "", _table(rows, ["check"] + headers), ""]
-    lines += ["## Matrix by version", ""]
-    for impl, version in matrix.versions:
-        columns = [c for c in matrix.columns if (c.impl, c.version) == (impl, version)]
-        rows = [[a, c] + [cell_text(matrix.cells.get((c, col))) for col in columns] for c, a in matrix.checks.items()]
-        lines += [f"### {impl} {version}", "", _table(rows, ["area", "check"] + [c.target for c in columns]), ""]
+    lines += ["Each version's full matrix by target: " + ", ".join(
+        f"[{v}]({version_page_name(i, v)})" for i, v in matrix.versions) + ".", ""]
     return lines
 
 
