@@ -161,22 +161,22 @@ def _drift():
                    + ", ".join(f'<a href="#row-{_e(check)}">{_e(check)}</a>' for check in c.checks)
                    + "</td></tr>" for c in changes)
     plots = curve_plots()
+    figures = "".join(f'<figure class="curve-plot">{plots[c.id][0]}<figcaption><a href="#change-{_e(c.id)}">{_e(c.id)}'
+                      f"</a> (first release {_e(c.since)}): the multiplier of {_e(plots[c.id][1])} by step, computed "
+                      "by the reference under the rule before (dashed) and after (solid).</figcaption></figure>"
+                      for c in changes if c.id in plots)
     entries = []
     for c in changes:
         example = change_example(c)
         pre = f"<pre>{_e(chr(10).join(f'{k}: {v}' for k, v in example.items()))}</pre>" if example else ""
-        plot = ""
-        if c.id in plots:
-            svg, what = plots[c.id]
-            plot = (f'<figure class="curve-plot">{svg}<figcaption>Learning-rate multiplier of {_e(what)} by step, '
-                    "computed by the reference under the rule before (dashed) and after (solid).</figcaption></figure>")
-        entries.append(f'<details id="change-{_e(c.id)}" open><summary>{_e(c.id)}: {_e(c.title)} (since '
-                       f"{_e(c.since)})</summary><p>Before: {_e(c.old)}</p><p>From {_e(c.since)}: {_e(c.new)}</p>"
-                       f"{pre}{plot}</details>")
+        entries.append(f'<details id="change-{_e(c.id)}"><summary>{_e(c.id)}: {_e(c.title)} (since {_e(c.since)})'
+                       f"</summary><p>Before: {_e(c.old)}</p><p>From {_e(c.since)}: {_e(c.new)}</p>{pre}</details>")
+    curves = (f'<h3>Learning-rate curves of the schedule changes</h3><div class="curves">{figures}</div>'
+              if figures else "")
     return ('<section id="drift"><h2>Drift catalog</h2><table><caption>Behaviour changes between releases, oldest '
             'first</caption><thead><tr><th scope="col">change</th><th scope="col">first release</th>'
             '<th scope="col">area</th><th scope="col">title</th><th scope="col">checks</th></tr></thead>'
-            f'<tbody>{rows}</tbody></table>{"".join(entries)}</section>')
+            f'<tbody>{rows}</tbody></table>{curves}{"".join(entries)}</section>')
 
 
 def _explained(matrix):

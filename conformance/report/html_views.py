@@ -231,11 +231,14 @@ def mutation_section(directory="reports"):
     head = "".join(f'<th scope="col">{_e(h)}</th>' for h in AREA_HEADERS)
     body = "".join("<tr>" + f'<th scope="row">{_e(row[0])}</th>' + "".join(f"<td>{_e(v)}</td>" for v in row[1:])
                    + "</tr>" for row in area_rows(data))
-    ratio = "n/a" if score["ratio"] is None else f"{100 * score['ratio']:.0f}%"
+    ratio = "n/a" if score.get("ratio") is None else f"{100 * score['ratio']:.0f}%"
+    facts = [f"{env['max_examples']} examples" if env.get("max_examples") else "",
+             f"wall time {data['wall_s']:.0f} s" if data.get("wall_s") is not None else ""]
+    facts = ", ".join(f for f in facts if f)
     return ('<section id="mutants"><h2>Mutation self-check</h2>'
-            f"<p>Bugs seeded one at a time into a copy of transformers {_e(env['transformers'])}; each must make a "
-            f"check fail. <b>Mutation score: {score['killed']}/{score['non_equivalent']} ({ratio})</b> of the "
-            f"applicable non-equivalent mutants killed ({env['max_examples']} examples, {_e(env['dtype'])}, wall "
-            f"time {data['wall_s']:.0f} s). Every mutant is listed in the markdown report.</p>"
+            f"<p>Bugs seeded one at a time into a copy of transformers {_e(env.get('transformers', '?'))}; each must "
+            f"make a check fail. <b>Mutation score: {score['killed']}/{score['non_equivalent']} ({ratio})</b> of the "
+            "applicable non-equivalent mutants killed" + (f" ({_e(facts)})" if facts else "")
+            + ". Every mutant is listed in the markdown report.</p>"
             f'<table class="numbers"><caption>Mutants by area</caption><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table></section>"), f"{score['killed']}/{score['non_equivalent']} ({ratio})"
