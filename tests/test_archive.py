@@ -54,12 +54,12 @@ def test_compact_file_is_one_line_per_cell(tmp_path):
     assert read(str(next((tmp_path / "raw").rglob("run-*.json")))) is None  # a raw run file is not compact
 
 
-def raw_run(folder, version, checks, start, outcome="pass"):
-    """A raw run of `checks` (check -> area) on T64 and T32, as the plugin writes it."""
+def raw_run(folder, version, checks, start, outcome="pass", impl="transformers"):
+    """A raw run of `checks` (check -> area) on T64 and T32 of `impl`, as the plugin writes it."""
     os.makedirs(folder)
     run_id = f"run-{start}"
     expected = [{"check": c, "area": a, "target": t} for c, a in checks.items() for t in (T64, T32)]
-    env = {"implementation": "transformers", "version": version}
+    env = {"implementation": impl, "version": version}
     with open(os.path.join(folder, f"run-{run_id}.json"), "w") as f:
         json.dump({"type": "run", "schema": 1, "run_id": run_id, "env": env, "args": [], "start": start,
                    "end": start + 1, "exitstatus": 0, "expected": expected}, f)
@@ -87,6 +87,20 @@ def test_update_folds_a_subset_run(tmp_path):
     assert cells["head.masked_lm", "transformers", NEW, T64][0] == "fail"
     assert other.read_text() == stamp
     assert len(read(str(records / file_name("transformers", NEW)))["runs"]) == 2
+
+
+def test_a_port_gets_its_own_file(tmp_path):
+    """`run --adapter` of another implementation files its records under that implementation's name and version,
+    beside transformers' records, which it leaves alone."""
+    records = tmp_path / "records"
+    update(str(records), str(raw_run(tmp_path / "a", NEW, {"head.masked_lm": "head"}, 100)))
+    stamp = (records / file_name("transformers", NEW)).read_text()
+    [(impl, version, _, _)] = update(str(records), str(raw_run(tmp_path / "b", "0.6.2", {"head.masked_lm": "head"}, 200,
+                                                                impl="my port")))
+    assert (impl, version) == ("my port", "0.6.2") and (records / "my_port-0.6.2.json").exists()
+    assert (records / file_name("transformers", NEW)).read_text() == stamp
+    assert {(c.impl, c.version) for c in merge(*load_tree(str(records))).columns} == {("transformers", NEW),
+                                                                                     ("my port", "0.6.2")}
 
 
 def test_update_drops_checks_the_registry_no_longer_has(tmp_path):
