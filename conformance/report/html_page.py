@@ -139,7 +139,9 @@ def _matrix(matrix, index):
                 mine = [c for c in cells if c and (c.column.impl, c.column.version) == version]
                 top = next((c for c in mine if c.outcome == worst(mine)), None)
                 text = _e(summary_text(mine))
-                compact.append(f'<td class="compact o-{worst(mine) or "none"}">'
+                ratios = [c.ratio for c in mine if c.ratio is not None]
+                shade = f" g{grade(max(ratios))}" if ratios and worst(mine) in ("pass", "explained") else ""
+                compact.append(f'<td class="compact o-{worst(mine) or "none"}{shade}">'
                                + (f'<a href="#c-{index[id(top)]}">{text}</a>' if top else text) + "</td>")
             body.append(f'<tr class="check-row filterable" id="row-{_e(check)}" '
                         f'{_attrs(check, area, outcomes, matrix.differs(check))}>'
