@@ -342,5 +342,8 @@ def test_markdown_section_summarises_runs_against_other_releases(tmp_path):
     old["environment"]["transformers"] = "4.49.0"
     other.write_text(json.dumps(old))
     md = mutants.markdown_section(main, others=[other])
-    assert "Against transformers 4.49.0: 1/2 killed (adamw 1/2: `adamw.a`, `adamw.b`); not killed: `adamw.b` " \
-           "(survived); wall time 123 s." in md
+    assert "Against transformers 4.49.0: 1/2 killed (adamw 1/2; by path: subject 1/2: `adamw.a`, `adamw.b`); not " \
+           "killed: `adamw.b` (survived); wall time 123 s." in md
+    del old["paths"]  # results written before paths
+    other.write_text(json.dumps(old))
+    assert "(adamw 1/2: `adamw.a`, `adamw.b`)" in mutants.markdown_section(main, others=[other])

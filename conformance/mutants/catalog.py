@@ -87,7 +87,9 @@ TOKENIZATION_BERT_LEGACY = "models/bert/tokenization_bert_legacy.py"  # the pure
 # Version ranges were checked against the sources of the releases tox.ini runs (4.4.2 4.6 4.17 4.27 4.36 4.41
 # 4.47.1 4.49 4.50 4.54 5.0 5.4 5.19 5.24): `old` occurs exactly once in every sampled release the range contains
 # (`python -m conformance.mutants --check-sources FOLDER` prints the matrix). A bound between two sampled releases
-# is the sampled one; `apply` fails loudly if a release inside the range lacks `old`. Where the source differs
+# is the sampled one; `apply` fails loudly if a release inside the range lacks `old`. A range also ends where BERT stops
+# running the edited code: masking_utils.py exists from 4.54 but BERT builds its masks there only from 5.0, and
+# integrations/sdpa_attention.py serves BERT only from 5.0 (BertSdpaSelfAttention before). Where the source differs
 # across releases a mutant has one entry per range (`adamw.l2_not_decoupled` and `...@4.4`).
 _SELF_ATTENTION_INIT = (
     "\n    def __init__(self, config, is_causal=False, layer_idx=None):\n        super().__init__()\n"
@@ -149,10 +151,10 @@ MUTANTS = [
     Mutant("encoder.padding_mask_inverted", "encoder",
            "padding mask sign flipped: padded keys attended, real keys masked",
            MASKING_UTILS, "return padding_mask[batch_idx, kv_idx]", "return ~padding_mask[batch_idx, kv_idx]",
-           "encoder.bidirectional", ">=4.54"),
+           "encoder.bidirectional", ">=5.0"),
     Mutant("encoder.causal_mask_strict", "encoder",
            "causal mask off by one: a position may not attend to itself (kv < q instead of kv <= q)",
-           MASKING_UTILS, "return kv_idx <= q_idx", "return kv_idx < q_idx", "encoder.causal", ">=4.54"),
+           MASKING_UTILS, "return kv_idx <= q_idx", "return kv_idx < q_idx", "encoder.causal", ">=5.0"),
     Mutant("encoder.attention_residual", "encoder",
            "attention sublayer's residual adds its own output instead of the layer input",
            MODELING_BERT, "attention_output = self.output(attention_output, hidden_states)",
@@ -498,7 +500,7 @@ PATH_MUTANTS = [
     Mutant("encoder.padding_mask_first_row", "encoder",
            "every example of a batch takes the first example's padding mask (the batch index dropped)",
            MASKING_UTILS, "return padding_mask[batch_idx, kv_idx]", "return padding_mask[0, kv_idx]",
-           "metamorphic.batch_split", ">=4.54", path="metamorphic"),
+           "metamorphic.batch_split", ">=5.0", path="metamorphic"),
     Mutant("head.tokcls_loss_over_all_positions", "head",
            "token-classification loss averaged over every position, -100 ones included: padding dilutes it",
            MODELING_BERT, "            loss_fct = CrossEntropyLoss()\n" + _TOKCLS_LOSS,

@@ -121,6 +121,9 @@ def markdown_section(path, heading="##", others=()):
         ran = ", ".join(f"`{r['id']}`" for r in o["mutants"] if r["status"] != "not_applicable")
         areas = ", ".join(f"{area} {a['killed_non_equivalent']}/{a['non_equivalent']}" for area, a in o["areas"].items()
                           if a["non_equivalent"])
+        paths = ", ".join(f"{p} {a['killed_non_equivalent']}/{a['non_equivalent']}"
+                          for p, a in (o.get("paths") or {}).items() if a["non_equivalent"])
+        areas += f"; by path: {paths}" if paths else ""
         unkilled = ", ".join(f"`{r['id']}` ({r['status']})" for r in _not_killed(o))
         out += [f"Against transformers {o['environment']['transformers']}: {o['score']['killed']}/"
                 f"{o['score']['non_equivalent']} killed ({areas}: {ran})" + (f"; not killed: {unkilled}" if unkilled
