@@ -315,4 +315,8 @@ def test_a_target_in_the_url_opens_on_load(page):
     row = page.find_element("id", "row-head.masked_lm")
     assert row.is_displayed() and highlighted(page, row)
     assert rect(page, row)[0] >= bar_bottom(page) - 1
+    fresh(page, "?outcome=fail#c-0")  # the first pass cell's short detail, hidden by the filter until revealed
+    detail = page.find_element("id", "c-0")
+    assert detail.is_displayed() and highlighted(page, detail) and detail.text.startswith("pass: encoder.bidirectional")
+    assert page.find_element("css selector", 'input[name="outcome"][value="pass"]').is_selected()
     assert severe(page) == []

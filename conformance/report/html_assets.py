@@ -185,7 +185,10 @@ JS = r"""
   }
   function target(id) {
     var el = $(id);
-    if (!el && /^c-\d+$/.test(id)) { el = buildDetail(+id.slice(2)); }
+    if (!el && /^c-\d+$/.test(id)) {
+      el = buildDetail(+id.slice(2));
+      apply();  // a new detail obeys the filters like the others (and `reveal` then adjusts them)
+    }
     return el;
   }
   function reveal(el) {
