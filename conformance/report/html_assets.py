@@ -37,13 +37,15 @@ table.numbers td { text-align: right; }
 #matrix td a:hover { text-decoration: underline; }
 .o-pass { background: var(--pass); } .o-explained { background: var(--explained); }
 .o-fail { background: var(--fail); font-weight: bold; } .o-error { background: var(--error); font-weight: bold; }
-.o-not_applicable { background: var(--not_applicable); color: #555; } .o-skipped { background: var(--skipped); color: #777; }
+.o-not_applicable { background: var(--not_applicable); color: #555; }
+.o-skipped { background: var(--skipped); color: #777; }
 .o-missing { background: var(--missing); }
 .o-pass.g0 { background: #f1faf1; } .o-pass.g1 { background: #e3f4e3; } .o-pass.g2 { background: #cdebcd; }
 .o-pass.g3 { background: #b3e0b3; } .o-pass.g4 { background: #93d193; } .o-pass.g5 { background: #6fbf6f; }
 .o-pass.g6 { background: #3f9f3f; color: #fff; }
-.o-explained.g0 { background: #eef5fd; } .o-explained.g1 { background: #dfecfa; } .o-explained.g2 { background: #c8def7; }
-.o-explained.g3 { background: #acccf2; } .o-explained.g4 { background: #8bb7eb; } .o-explained.g5 { background: #639de2; }
+.o-explained.g0 { background: #eef5fd; } .o-explained.g1 { background: #dfecfa; }
+.o-explained.g2 { background: #c8def7; } .o-explained.g3 { background: #acccf2; }
+.o-explained.g4 { background: #8bb7eb; } .o-explained.g5 { background: #639de2; }
 .o-explained.g6 { background: #3a7fd0; color: #fff; }
 td.changed { box-shadow: inset 0 0 0 2px #7b2ff7; }
 .compact { display: none; }
@@ -79,11 +81,15 @@ JS = r"""
   function $(id) { return document.getElementById(id); }
   function all(selector) { return Array.prototype.slice.call(document.querySelectorAll(selector)); }
   function boxes(name) { return all('input[name="' + name + '"]'); }
-  function checked(name) { return boxes(name).filter(function (i) { return i.checked; }).map(function (i) { return i.value; }); }
+  function checked(name) {
+    return boxes(name).filter(function (i) { return i.checked; }).map(function (i) { return i.value; });
+  }
   function h(tag, attrs, children) {
     var el = document.createElement(tag);
     Object.keys(attrs || {}).forEach(function (k) { el.setAttribute(k, attrs[k]); });
-    (children || []).forEach(function (c) { if (c !== null) el.appendChild(typeof c === "string" ? document.createTextNode(c) : c); });
+    (children || []).forEach(function (c) {
+      if (c !== null) { el.appendChild(typeof c === "string" ? document.createTextNode(c) : c); }
+    });
     return el;
   }
   var rows = all("tr.check-row");
@@ -133,7 +139,9 @@ JS = r"""
   function save() {
     if (restoring) { return; }
     var query = state();
-    try { history.replaceState(null, "", location.pathname + (query ? "?" + query : "") + location.hash); } catch (e) { /* a sandboxed frame */ }
+    try {
+      history.replaceState(null, "", location.pathname + (query ? "?" + query : "") + location.hash);
+    } catch (e) { /* a sandboxed frame */ }
   }
   function restore() {
     var p = new URLSearchParams(location.search);
@@ -177,7 +185,8 @@ JS = r"""
       "data-area": check[1], "data-outcomes": outcome(c), "data-differs": row ? row.dataset.differs : "0"}, [
       h("summary", {}, [outcome(c) + ": " + check[0] + " on " + where(i)]),
       h("p", {}, [facts.join("; ") || "no numeric comparison"]),
-      D.reasons[c[6]] ? h("p", {}, [(outcome(c) === "explained" ? "Explained: " : "Reason: ") + D.reasons[c[6]]]) : null,
+      D.reasons[c[6]] ? h("p", {}, [(outcome(c) === "explained" ? "Explained: " : "Reason: ") + D.reasons[c[6]]])
+        : null,
       h("p", {}, [h("a", {"href": "#row-" + check[0]}, ["its row in the matrix"])])]);
     d.open = true;
     $("short-details").appendChild(d);
@@ -216,7 +225,11 @@ JS = r"""
     var a = event.target.closest && event.target.closest("a");
     var href = a && a.getAttribute("href");
     if (!href || href.charAt(0) !== "#" || href.length < 2) { return; }
-    if (a.dataset.changed) { $("changed-version").value = a.dataset.changed; $("changed-version").dataset.chosen = "1"; changed(); }
+    if (a.dataset.changed) {
+      $("changed-version").value = a.dataset.changed;
+      $("changed-version").dataset.chosen = "1";
+      changed();
+    }
     go(decodeURIComponent(href.slice(1)), false);
   });
   window.addEventListener("hashchange", function () { go(decodeURIComponent(location.hash.slice(1)), true); });
@@ -232,7 +245,11 @@ JS = r"""
     D.checks.forEach(function (check, ci) {
       var A = (byVersion[a] || {})[ci], B = (byVersion[b] || {})[ci];
       if (!A && !B) { return; }
-      if (!A || !B) { rowsOut.push({check: ci, pairs: [], only: (A || B).filter(function (i) { return outcome(D.cells[i]) !== "missing"; }), side: A ? "A" : "B"}); return; }
+      if (!A || !B) {  // run in one version only: its recorded cells
+        var only = (A || B).filter(function (i) { return outcome(D.cells[i]) !== "missing"; });
+        rowsOut.push({check: ci, pairs: [], only: only, side: A ? "A" : "B"});
+        return;
+      }
       var at = {}, pairs = [];
       A.forEach(function (i) { if (outcome(D.cells[i]) !== "missing") { at[D.cells[i][2]] = i; } });
       B.forEach(function (j) {
@@ -254,7 +271,8 @@ JS = r"""
     });
   }
   function cellLink(i) {
-    return h("a", {"href": "#c-" + i, "class": "o-" + outcome(D.cells[i])}, [D.targets[D.cells[i][2]] + ": " + cellText(i)]);
+    return h("a", {"href": "#c-" + i, "class": "o-" + outcome(D.cells[i])},
+             [D.targets[D.cells[i][2]] + ": " + cellText(i)]);
   }
   function lines(items) {
     var out = [];
@@ -264,15 +282,18 @@ JS = r"""
   function driftEntry(c) {
     var ex = c.example ? Object.keys(c.example).map(function (k) { return k + ": " + c.example[k]; }).join("\n") : "";
     return h("details", {"class": "drift", "open": ""}, [
-      h("summary", {}, [h("a", {"href": "#change-" + c.id}, [c.id]), ": " + c.title + " (first release " + c.since + ")"]),
+      h("summary", {}, [h("a", {"href": "#change-" + c.id}, [c.id]),
+                        ": " + c.title + " (first release " + c.since + ")"]),
       h("p", {}, ["Before: " + c.old]), h("p", {}, ["From " + c.since + ": " + c.new]),
       ex ? h("pre", {}, [ex]) : null]);
   }
   function table(found, headA, headB, caption, versionsOf, sides) {
     var body = found.map(function (r) {
       var check = D.checks[r.check][0], va = versionsOf(r)[0], vb = versionsOf(r)[1];
-      var A = r.pairs.map(function (p) { return cellLink(p[0]); }), B = r.pairs.map(function (p) { return cellLink(p[1]); });
-      if (r.side) { (r.side === "A" ? A : B).push.apply(r.side === "A" ? A : B, r.only.map(cellLink)); (r.side === "A" ? B : A).push("not run"); }
+      var A = r.pairs.map(function (p) { return cellLink(p[0]); });
+      var B = r.pairs.map(function (p) { return cellLink(p[1]); });
+      if (r.side === "A") { A = A.concat(r.only.map(cellLink)); B.push("not run"); }
+      if (r.side === "B") { B = B.concat(r.only.map(cellLink)); A.push("not run"); }
       var reasons = {}, order = [];
       r.pairs.concat(r.only ? r.only.map(function (i) { return [i]; }) : []).forEach(function (p) {
         p.forEach(function (i, k) {
@@ -287,7 +308,9 @@ JS = r"""
         var x = reasons[key];
         return h("p", {}, [h("b", {}, [x.side]), " (" + x.targets.join(", ") + "): " + x.text]);
       }).concat(changes);
-      if (!changes.length) { why.push(h("p", {"class": "nodrift"}, ["No drift entry for this check between these versions."])); }
+      if (!changes.length) {
+        why.push(h("p", {"class": "nodrift"}, ["No drift entry for this check between these versions."]));
+      }
       return h("tr", {"class": "diff-row", "data-check": check}, [
         h("th", {"scope": "row"}, [h("a", {"href": "#row-" + check}, [check])]),
         h("td", {}, lines(A)), h("td", {}, lines(B)), h("td", {}, why)]);
@@ -299,16 +322,18 @@ JS = r"""
   }
   function count(found) {
     var cells = found.reduce(function (n, r) { return n + r.pairs.length + (r.only ? r.only.length : 0); }, 0);
-    return found.length + (found.length === 1 ? " check" : " checks") + ", " + cells + (cells === 1 ? " cell" : " cells");
+    return found.length + (found.length === 1 ? " check" : " checks") + ", " + cells +
+      (cells === 1 ? " cell" : " cells");
   }
   function compare() {
     var a = +$("compare-a").value, b = +$("compare-b").value, found = differ(a, b);
     $("compare-count").textContent = count(found) + " differ";
     var out = $("compare-result");
     out.textContent = "";
-    out.appendChild(found.length ? table(found, "A: " + label(a), "B: " + label(b), "Checks whose outcome (or explained " +
-      "reason) differs between " + label(a) + " and " + label(b) + ", on the targets both ran: " + count(found),
-      function () { return [a, b]; }, ["A", "B"]) : h("p", {}, ["No check differs between " + label(a) + " and " + label(b) + "."]));
+    out.appendChild(found.length ? table(found, "A: " + label(a), "B: " + label(b), "Checks whose outcome (or " +
+      "explained reason) differs between " + label(a) + " and " + label(b) + ", on the targets both ran: " +
+      count(found), function () { return [a, b]; }, ["A", "B"])
+      : h("p", {}, ["No check differs between " + label(a) + " and " + label(b) + "."]));
     save();
   }
   function changedRows(v) {
@@ -327,12 +352,16 @@ JS = r"""
     out.textContent = "";
     out.appendChild(found.length ? table(found, "before", "in " + label(v), "Cells of " + label(v) + " whose outcome " +
       "differs from the same target in the previous version that ran it: " + count(found),
-      function (r) { return [D.cells[r.pairs[0][0]][1], v]; }, ["before", "in " + label(v)]) : h("p", {}, ["No outcome changed in " + label(v) + "."]));
+      function (r) { return [D.cells[r.pairs[0][0]][1], v]; }, ["before", "in " + label(v)])
+      : h("p", {}, ["No outcome changed in " + label(v) + "."]));
     save();
   }
   function chosen(select, then) { return function () { select.dataset.chosen = "1"; then(); }; }
 
-  all("#filters input").forEach(function (input) { input.addEventListener("input", apply); input.addEventListener("change", apply); });
+  all("#filters input").forEach(function (input) {
+    input.addEventListener("input", apply);
+    input.addEventListener("change", apply);
+  });
   $("columns").addEventListener("change", columns);
   $("compare-a").addEventListener("change", chosen($("compare-a"), compare));
   $("compare-b").addEventListener("change", chosen($("compare-b"), compare));

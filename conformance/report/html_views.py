@@ -17,7 +17,7 @@ from ..get_scheduler import get_scheduler_arguments
 from ..mutants.render import AREA_HEADERS, area_rows
 from ..records import OUTCOMES
 from .matrix import catalog, version_key
-from .svg import color_legend, curve_plot, heat_map, scale_bounds
+from .svg import color_legend, curve_plot, heat_map
 from .text import CHANGED, cell_reason, change_example, known_descriptions, ratio_text, worst
 
 OUTCOME_MEANING = {
@@ -126,7 +126,6 @@ def compare_section(matrix):
     page's script fills `#compare-result` and `#changed-result` from the data."""
     options = "".join(f'<option value="{i}">{_e(impl)} {_e(version)}</option>'
                       for i, (impl, version) in enumerate(matrix.versions))
-    n = len(matrix.versions)
     return ('<section id="compare"><h2>Compare two versions</h2><p class="controls">'
             f'<label>A <select id="compare-a">{options}</select></label> '
             f'<label>B <select id="compare-b">{options}</select></label> '
@@ -134,7 +133,7 @@ def compare_section(matrix):
             '<section id="changed"><h2>What changed in a version</h2><p class="controls">'
             f'<label>version <select id="changed-version">{options}</select></label> '
             '<span id="changed-count"></span></p><div id="changed-result"></div></section>'
-            f'<noscript><p>The compare views need JavaScript ({n} versions).</p></noscript>')
+            '<noscript><p>The compare views need JavaScript.</p></noscript>')
 
 
 def heat_section(matrix, cells, bounds):
@@ -180,7 +179,8 @@ def heat_section(matrix, cells, bounds):
             "<p>One square per check and version: the largest error/tolerance ratio over its targets, on the log "
             "scale of the legend (white: no ratio; grey: not applicable or skipped; yellow: missing; black frame: "
             "a fail or error). Dashed purple lines, numbered below: drift boundaries, before the first version with a "
-            "new rule; a purple mark on a row: the check observes that change. Each square links to its cell's detail.</p>"
+            "new rule; a purple mark on a row: the check observes that change. Each square links to its cell's "
+            "detail.</p>"
             f'{color_legend(bounds)}<div class="hscroll">{heat_map(rows, columns, values, boundaries, bounds)}</div>'
             f'<ol class="boundaries">{key}</ol></section>')
 
