@@ -4,6 +4,7 @@ import importlib
 import itertools
 from dataclasses import dataclass
 
+from .port import missing_core, not_offered
 from .records import NOT_APPLICABLE
 from .registry import CHECKS
 from .runner import DEFAULT_ADAPTER
@@ -28,10 +29,19 @@ class Target:
         return cls(device, dtype, attn)
 
 
+class PortError(TypeError):
+    """An adapter that lacks part of the port contract's required core (`conformance.port`)."""
+
+
 def load_adapter(spec=DEFAULT_ADAPTER):
-    """An instance of the adapter class named `module:Class`."""
+    """An instance of the adapter class named `module:Class`; PortError, naming every missing member at once, when
+    it lacks part of the required core."""
     module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)()
+    adapter = getattr(importlib.import_module(module), name)()
+    missing = missing_core(adapter)
+    if missing:
+        raise PortError(f"adapter {spec} lacks {', '.join(missing)} of the port contract's core (conformance/port.py)")
+    return adapter
 
 
 def make_targets(adapter, device=None, dtype=DEFAULT_DTYPES, attn=None):
@@ -53,7 +63,7 @@ def check_targets(adapter, all_targets, checks=CHECKS):
         if (not check.every_attention or check.kind in ("metamorphic", "error")) and target.attn != all_targets[0].attn:
             continue
         skips = []
-        not_applicable = check.applies(adapter)
+        not_applicable = not_offered(adapter, check) or check.applies(adapter)
         if not_applicable:
             skips.append(f"{NOT_APPLICABLE} {not_applicable}")
         if check.cpu_only and target.device != "cpu":

@@ -1,0 +1,111 @@
+"""The port contract: what an adapter offers the suite, so that any BERT implementation can be checked.
+
+An adapter is a class the suite instantiates with no arguments (`--adapter module:Class`; the module must be
+importable, e.g. from the current directory or an installed package). It has the required core, `Port`, and any of
+the optional capabilities below. A check whose capability the adapter lacks, or whose model class is not among its
+`heads`, is `not_applicable` in the adapter's own words (`not_offered`); nothing the adapter lacks is called.
+`conformance/adapters/transformers.py` is the complete example; the README's "Check your own BERT" walks through a
+minimal one (`tests/tiny_port.py`).
+
+The core (`Port`):
+- `name`, `version`: how the report names the implementation (its records go to `reports/records/<name>-<version>
+  .json`).
+- `devices()`, `attention_implementations()`, `activations()`: the devices it runs on ("cpu", ...), its attention
+  implementations (the first is the default, e.g. ["eager"]) and the `hidden_act` names it knows.
+- `has(change_id)`: whether it follows the new rule of a drift catalog change (`conformance/drift.py`); a port that
+  follows none of transformers' later rules answers by the rule it implements.
+- `build(case, attn, device, dtype) -> (model, weights)`: the model of `case.head` (a transformers class name such as
+  "BertForSequenceClassification") configured by `case.config` (BertConfig fields), with weights drawn by
+  `conformance.case.draw_weights(shapes, case.weights_seed)` for its parameter shapes, loaded. `weights` maps each
+  parameter name, as transformers' state dict names it (tied parameters under each of their names), to the float64
+  numpy array the model holds; the reference computes from these.
+- `run(case, attn, device, dtype, grad=True) -> (outputs, weights)`: the forward pass on `case.inputs` (numpy arrays,
+  possibly non-contiguous: copy them) and `case.labels`, in eval mode; `outputs` maps the head's output names
+  (`conformance.case.logit_keys(case.head)`, `last_hidden_state`, with labels `loss` and, with `grad`, `loss_grad`:
+  d loss / d each logits output) to numpy arrays. It must not write into the case.
+"""
+
+from dataclasses import dataclass
+from typing import Protocol, Tuple, runtime_checkable
+
+HEADS = ("BertModel", "BertForPreTraining", "BertForMaskedLM", "BertLMHeadModel", "BertForNextSentencePrediction",
+         "BertForSequenceClassification", "BertForMultipleChoice", "BertForTokenClassification",
+         "BertForQuestionAnswering")
+
+
+@runtime_checkable
+class Port(Protocol):
+    """The required core of every adapter (see the module docstring for each member's meaning)."""
+
+    name: str
+    version: object
+
+    def devices(self): ...
+    def attention_implementations(self): ...
+    def activations(self): ...
+    def has(self, change_id): ...
+    def build(self, case, attn="eager", device="cpu", dtype="float64"): ...
+    def run(self, case, attn="eager", device="cpu", dtype="float64", grad=True): ...
+
+
+@dataclass(frozen=True)
+class Capability:
+    """An optional part of the contract: the methods an adapter offers for it, and the checks that need it."""
+
+    name: str
+    description: str
+    methods: Tuple[str, ...]
+    check_prefixes: Tuple[str, ...]
+
+    def offered_by(self, adapter):
+        return all(callable(getattr(adapter, m, None)) for m in self.methods)
+
+    def missing(self, adapter):
+        return [m for m in self.methods if not callable(getattr(adapter, m, None))]
+
+
+CAPABILITIES = (
+    Capability("schedules", "learning-rate schedules", ("schedule_names", "lr_curve"), ("schedule.",)),
+    Capability("adamw", "an AdamW optimizer", ("adamw_variants", "adamw"), ("optim.torch.", "optim.transformers.",
+                                                                          "errors.adamw.")),
+    Capability("decay", "the Trainer's weight-decay parameter groups", ("decay_parameter_names",),
+               ("optim.no_decay_grouping",)),
+    Capability("collator", "an MLM masking collator", ("mlm_collate", "collator_replacement_configurable",
+                                                       "collator_has_numpy"), ("masking.", "errors.masking.")),
+    Capability("checkpoint", "loading a real checkpoint and its tokenizer",
+               ("checkpoint_tokenizer", "encode", "checkpoint_model", "run_model", "parameter_names", "parameter"),
+               ("checkpoint.",)),
+)
+CAPABILITIES_BY_NAME = {c.name: c for c in CAPABILITIES}
+DECODER_CHECKS = ("encoder.causal", "head.causal_lm", "loss.causal_lm.", "metamorphic.ignored_zero_grad.causal_lm",
+                  "checkpoint.head.causal_lm")  # checks of a decoder (is_decoder, BertLMHeadModel)
+
+
+def capability_of(check):
+    """The capability `check` needs (a `Capability`), or None for a core check."""
+    return next((c for c in CAPABILITIES if check.id.startswith(c.check_prefixes)), None)
+
+
+def heads(adapter):
+    """The model classes the adapter builds: its `heads` attribute, or all of `HEADS`."""
+    return tuple(getattr(adapter, "heads", HEADS))
+
+
+def not_offered(adapter, check):
+    """Why `check` does not apply to what `adapter` offers (without the "not applicable:" prefix), or None."""
+    who = f"{getattr(adapter, 'name', type(adapter).__name__)} {getattr(adapter, 'version', '')}".strip()
+    capability = capability_of(check)
+    if capability is not None and not capability.offered_by(adapter):
+        return f"{who} does not offer {capability.description} (no {', '.join(capability.missing(adapter))})"
+    if check.id.startswith(DECODER_CHECKS) and "BertLMHeadModel" not in heads(adapter):
+        return f"{who} has no decoder (BertLMHeadModel is not among its heads)"
+    if check.head in HEADS and check.head not in heads(adapter):
+        return f"{who} has no {check.head}"
+    return None
+
+
+def missing_core(adapter):
+    """The members of the required core that `adapter` lacks, all at once (empty when it has them all)."""
+    missing = [m for m in ("name", "version") if not hasattr(adapter, m)]
+    return missing + [m for m in ("devices", "attention_implementations", "activations", "has", "build", "run")
+                      if not callable(getattr(adapter, m, None))]
