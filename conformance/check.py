@@ -6,20 +6,28 @@ property (`"property"`). It is declared once, in the `CHECKS` list of its subjec
 `conformance/checks/`; tests, bench, mutants and reports read the same table (`conformance.registry`).
 """
 
+import inspect
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Tuple
 
 from reference.activations import ACTIVATIONS
 
 from .case import Case
+from .drift import CHANGES
+
+HARNESS = os.path.dirname(os.path.abspath(__file__))  # conformance/: the harness and its adapters
 
 
 @dataclass(frozen=True)
 class KnownDifference:
     """A legitimate, explained way in which the implementation differs from the reference.
 
-    `holds(adapter)` says whether the installed version has it. Either the implementation `raises` (an exception
-    whose "Type: message" matches this regex) instead of computing, or the outputs in `tolerance_dtype` carry the
+    `holds(adapter)` says whether the implementation and its release have it (through `adapter.has`, so another
+    port answers for itself); `cases(case)` and `targets(target)` narrow it to the cases and targets it holds for
+    (every one by default); `applies` combines the three. Either the implementation `raises` (an exception whose
+    "Type: message" matches this regex) instead of computing, or the outputs in `tolerance_dtype` carry the
     rounding of another dtype.
     """
 
@@ -28,6 +36,16 @@ class KnownDifference:
     holds: Callable
     raises: Optional[str] = None
     tolerance_dtype: dict = field(default_factory=dict)
+    cases: Callable = lambda case: True
+    targets: Callable = lambda target: True
+
+    def applies(self, adapter, case, target):
+        """Whether this difference is expected of `adapter` on `case` and `target`."""
+        return bool(self.holds(adapter) and self.cases(case) and self.targets(target))
+
+    def explains(self, exc):
+        """Whether the exception `exc` is the refusal this difference predicts."""
+        return self.raises is not None and re.search(self.raises, f"{type(exc).__name__}: {exc}") is not None
 
 
 @dataclass(frozen=True)
@@ -66,5 +84,45 @@ SDPA_FLOAT64_CAUSAL_MASK = KnownDifference(
     "transformers 4.41-4.57 cannot build the sdpa attention mask of a float64 decoder with padding: the forward "
     "raises RuntimeError (overflow converting float64's minimum); fixed by the v5 attention rewrite.",
     holds=lambda adapter: adapter.has("bert-sdpa-attention") and not adapter.has("sdpa-float64-causal-padding-mask"),
-    raises=r"RuntimeError: value cannot be converted to type float without overflow",
+    raises=r"^RuntimeError: value cannot be converted to type float without overflow",
+    cases=lambda case: bool(case.config.get("is_decoder")) and "attention_mask" in case.inputs,
+    targets=lambda target: target.dtype == "float64" and target.attn == "sdpa",
 )
+
+
+def _harness_files(adapter):
+    """The source files of `adapter`'s class and its bases (an adapter living outside conformance/ too)."""
+    files = set()
+    for cls in type(adapter).__mro__ if adapter is not None else ():
+        try:
+            files.add(os.path.abspath(inspect.getfile(cls)))
+        except TypeError:  # builtins
+            continue
+    return files
+
+
+def raised_by_harness(exc, adapter=None):
+    """Whether `exc` was raised by the harness or an adapter rather than by the implementation: the last frame of
+    its traceback is in conformance/ or in the module of `adapter`'s class (e.g. an AttributeError for a method
+    the adapter lacks, a TypeError from the harness's own call). Such an exception is an error, never a refusal."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = os.path.abspath(tb.tb_frame.f_code.co_filename)
+    return filename.startswith(HARNESS + os.sep) or filename in _harness_files(adapter)
+
+
+def expected_refusal(reference_error, adapter=None):
+    """The refusal the implementation's release should make where the reference raised `reference_error`: the
+    `Refusal` the reference states (its newest rule), or the one a drift change records for releases before it
+    (`Change.refused_before`, asked through `adapter.has`). None where the reference states none."""
+    expected = getattr(reference_error, "expected", None)
+    if expected is None or adapter is None:
+        return expected
+    for change in CHANGES:
+        before = change.refused_before.get(expected.kind)
+        if before is not None and not adapter.has(change.id):
+            return before
+    return expected

@@ -6,19 +6,22 @@ which the two rules differ, computed by the reference's two variants. The adapte
 rule the implementation under test follows; checks pick the reference variant from it.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional, Tuple
 
 import numpy as np
 
 from reference import losses, masking, optim, schedules
+from reference.errors import Refusal
 
 from .get_scheduler import get_scheduler_arguments
 
 
 @dataclass(frozen=True)
 class Change:
-    """A behaviour change between releases. `example() -> dict` with string values `input`, `old`, `new`."""
+    """A behaviour change between releases. `example() -> dict` with string values `input`, `old`, `new`.
+    `refused_before` maps a refusal kind (`reference.errors.Refusal.kind`) to the refusal releases before `since`
+    make instead of the one the reference states (see `conformance.check.expected_refusal`)."""
 
     id: str
     since: str  # the first release with the new rule
@@ -28,6 +31,7 @@ class Change:
     new: str
     checks: Tuple[str, ...] = ()  # the checks that observe it
     example: Optional[Callable] = None
+    refused_before: dict = field(default_factory=dict)
 
 
 def _fmt(x):
@@ -105,6 +109,13 @@ def _adamw_example():
             "old": f"transformers.AdamW: p = {_fmt(old)}", "new": f"torch.optim.AdamW (the replacement): p = {_fmt(new)}"}
 
 
+def _lr_end_example():
+    new = schedules.LR_END
+    old = CHANGES_BY_ID["polynomial-lr-end-value-error"].refused_before[new.kind]
+    return {"input": "get_polynomial_decay_schedule_with_warmup(optimizer with lr 1e-3, ..., lr_end=1e-2)",
+            "old": f"refused: {old}", "new": f"refused: {new}"}
+
+
 CHANGES = [
     Change("sequence-classification-problem-type", "4.6.0", "loss",
            "BertForSequenceClassification chooses its loss by problem_type",
@@ -120,7 +131,8 @@ CHANGES = [
            ("masking.rule.pt", "masking.rates.pt"), _special_tokens_example),
     Change("token-classification-loss-ignores-only-labels", "4.17.0", "loss",
            "BertForTokenClassification's loss no longer skips padded positions",
-           "positions with attention_mask 0 are left out of the loss, as are labels -100",
+           "positions with attention_mask 0 are left out of the loss, as are labels -100 (labels of the wrong shape "
+           "meet the mask first: RuntimeError 'The size of tensor a ... must match' where it does not broadcast)",
            "only labels -100 are left out; a padded position with a real label counts",
            ("head.token_classification",), _token_classification_example),
     Change("bert-sdpa-attention", "4.41.0", "encoder",
@@ -135,6 +147,13 @@ CHANGES = [
            "(modeling_attn_mask_utils)",
            "the v5 mask builders handle float64; the outputs equal eager attention's",
            ("encoder.causal", "head.causal_lm")),
+    Change("polynomial-lr-end-value-error", "4.10.0", "schedule",
+           "The polynomial schedule refuses lr_end >= lr with a ValueError",
+           "an assert: AssertionError 'lr_end (...) must be be smaller than initial lr (...)' (gone under python -O)",
+           "ValueError with the same message (4.9.0 has the assert, 4.10.0 the ValueError)",
+           ("schedule.polynomial",), _lr_end_example,
+           refused_before={"polynomial-lr-end": Refusal("polynomial-lr-end", ("AssertionError",),
+                                                        r"lr_end \(.*\) must be (be )?smaller than initial lr")}),
     Change("inverse-sqrt-default-timescale", "4.39.0", "schedule",
            "inverse_sqrt's default timescale is 10000 when there is no warmup",
            "timescale defaults to num_warmup_steps; with no warmup the schedule divides 0 by 0",
@@ -177,10 +196,12 @@ CHANGES = [
     Change("collator-replacement-probabilities", "4.49.0", "masking",
            "DataCollatorForLanguageModeling takes mask_replace_prob and random_replace_prob",
            "80% [MASK], 10% random, 10% kept, hard-coded; a bad mlm_probability is refused by torch.bernoulli only "
-           "where a position can be selected",
-           "configurable; all probabilities validated when the collator is built (each in [0, 1], sum <= 1); the "
-           "defaults keep 80/10/10",
-           ("masking.rule.pt", "masking.rates.pt", "errors.masking.probabilities")),
+           "where a position can be selected (RuntimeError 'Expected p_in >= 0 && p_in <= 1')",
+           "configurable; all probabilities validated when the collator is built (each in [0, 1], sum <= 1; "
+           "ValueError 'mlm_probability should be between 0 and 1.', ...); the defaults keep 80/10/10",
+           ("masking.rule.pt", "masking.rates.pt", "errors.masking.probabilities"),
+           refused_before={"masking-probability": Refusal("masking-probability", ("RuntimeError",),
+                                                          r"Expected p_in >= 0 && p_in <= 1")}),
     Change("transformers-adamw-removed", "4.50.0", "optim",
            "transformers.AdamW is removed; torch.optim.AdamW is the replacement",
            "transformers.AdamW: epsilon added before the bias correction, weight decay applied after the step",
@@ -193,5 +214,12 @@ CHANGES = [
            ("schedule.inverse_sqrt",),
            lambda: _get_scheduler_example("inverse_sqrt", {"num_warmup_steps": 0, "timescale": 1},
                                           "inverse_sqrt_kwargs")),
+    Change("from-pretrained-reads-safetensors", "4.23.0", "checkpoint",
+           "from_pretrained reads model.safetensors",
+           "a pretrained directory's weights are pytorch_model.bin (torch.load); a directory with model.safetensors "
+           "alone is refused",
+           "model.safetensors (metadata format 'pt') is read first, where the safetensors package is installed; "
+           "pytorch_model.bin otherwise",
+           ("checkpoint.weights", "checkpoint.encoder")),
 ]
 CHANGES_BY_ID = {c.id: c for c in CHANGES}

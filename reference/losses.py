@@ -8,7 +8,15 @@ Torch's edge semantics are followed and stated: a mean over zero counted positio
 import numpy as np
 
 from .activations import sigmoid
-from .errors import ReferenceInputError
+from .errors import ReferenceInputError, Refusal
+
+# what an implementation is expected to raise for bad class labels (torch's cross_entropy on cpu)
+LABEL_DTYPE = Refusal("label-dtype", ("RuntimeError",), r"expected (target dtype to be Long|scalar type Long)")
+LABEL_SHAPE = Refusal("label-shape", ("ValueError",), r"Expected input batch_size \(\d+\) to match target batch_size")
+LABEL_RANGE = Refusal("label-out-of-range", ("IndexError",), r"Target -?\d+ is out of bounds")
+# the masked rule (`attention_mask` given) broadcasts the mask against the labels first (torch.where)
+MASKED_LABEL_SHAPE = Refusal("label-shape", ("ValueError", "RuntimeError"),
+                             r"Expected input batch_size|The size of tensor a \(\d+\) must match the size of tensor b")
 
 IGNORE_INDEX = -100
 """The label value that every cross-entropy rule leaves out of the loss."""
@@ -32,13 +40,14 @@ def _class_labels(logits, labels, ignore_index, what="labels"):
     """Validate integer class labels for [N, C] logits: shape [N], each in [0, C) or equal to ignore_index."""
     labels = np.asarray(labels)
     if not np.issubdtype(labels.dtype, np.integer):
-        raise ReferenceInputError(f"{what} must be integer class indices, got dtype {labels.dtype}")
+        raise ReferenceInputError(f"{what} must be integer class indices, got dtype {labels.dtype}", LABEL_DTYPE)
     if logits.ndim != 2 or labels.shape != logits.shape[:1]:
-        raise ReferenceInputError(f"{what} shape {labels.shape} does not match logits shape {logits.shape}")
+        raise ReferenceInputError(f"{what} shape {labels.shape} does not match logits shape {logits.shape}",
+                                  LABEL_SHAPE)
     bad = (labels != ignore_index) & ((labels < 0) | (labels >= logits.shape[1]))
     if bad.any():
         raise ReferenceInputError(
-            f"{what} must be in [0, {logits.shape[1]}) or {ignore_index}; got {labels[bad][:5].tolist()}"
+            f"{what} must be in [0, {logits.shape[1]}) or {ignore_index}; got {labels[bad][:5].tolist()}", LABEL_RANGE
         )
     return labels.astype(np.int64)
 
@@ -167,7 +176,8 @@ def sequence_classification_loss_grad(logits, labels, problem_type=None):
 def _token_labels(logits, labels, attention_mask):
     labels = np.asarray(labels)
     if labels.shape != logits.shape[:-1]:
-        raise ReferenceInputError(f"labels shape {labels.shape} does not match logits shape {logits.shape[:-1]}")
+        raise ReferenceInputError(f"labels shape {labels.shape} does not match logits shape {logits.shape[:-1]}",
+                                  LABEL_SHAPE if attention_mask is None else MASKED_LABEL_SHAPE)
     if attention_mask is not None and np.shape(attention_mask) != labels.shape:
         raise ReferenceInputError(f"attention_mask shape {np.shape(attention_mask)} != labels shape {labels.shape}")
     if attention_mask is not None and np.issubdtype(labels.dtype, np.integer):

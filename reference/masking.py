@@ -16,7 +16,7 @@ from typing import Tuple
 
 import numpy as np
 
-from .errors import ReferenceInputError
+from .errors import ReferenceInputError, Refusal
 from .losses import IGNORE_INDEX
 
 
@@ -33,13 +33,18 @@ class MaskingSpec:
     random_replace_prob: float = 0.1
 
     def __post_init__(self):
-        if not 0.0 <= self.mlm_probability <= 1.0:
-            raise ReferenceInputError(f"mlm_probability {self.mlm_probability} outside [0, 1]")
-        for p in (self.mask_replace_prob, self.random_replace_prob):
+        if not 0.0 <= self.mlm_probability <= 1.0:  # the collator's own messages, as it validates when built
+            raise ReferenceInputError(f"mlm_probability {self.mlm_probability} outside [0, 1]", Refusal(
+                "masking-probability", ("ValueError",), r"mlm_probability should be between 0 and 1"))
+        if self.mask_replace_prob + self.random_replace_prob > 1.0:  # checked first, as the collator does
+            raise ReferenceInputError("mask_replace_prob + random_replace_prob must not exceed 1", Refusal(
+                "masking-replacement-probability", ("ValueError",),
+                r"sum of mask_replace_prob and random_replace_prob should not exceed 1"))
+        for name in ("mask_replace_prob", "random_replace_prob"):
+            p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
-                raise ReferenceInputError(f"replacement probability {p} outside [0, 1]")
-        if self.mask_replace_prob + self.random_replace_prob > 1.0:
-            raise ReferenceInputError("mask_replace_prob + random_replace_prob must not exceed 1")
+                raise ReferenceInputError(f"replacement probability {p} outside [0, 1]", Refusal(
+                    "masking-replacement-probability", ("ValueError",), rf"{name} should be between 0 and 1"))
 
     @property
     def keep_prob(self):

@@ -16,16 +16,23 @@ import re
 
 import numpy as np
 
-from .errors import ReferenceInputError
+from .errors import ReferenceInputError, Refusal
+
+# torch.optim.AdamW's own messages for each hyper-parameter out of its domain
+_INVALID = {"lr": r"Invalid learning rate", "eps": r"Invalid epsilon value", "beta1": r"Invalid beta parameter at index 0",
+            "beta2": r"Invalid beta parameter at index 1", "weight_decay": r"Invalid weight_decay value"}
 
 VARIANTS = ("torch", "transformers")
 
 
 def _check(lr, betas, eps, weight_decay):
     b1, b2 = betas
-    if lr < 0 or eps < 0 or weight_decay < 0 or not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
+    bad = [name for name, wrong in (("lr", lr < 0), ("eps", eps < 0), ("beta1", not 0.0 <= b1 < 1.0),
+                                    ("beta2", not 0.0 <= b2 < 1.0), ("weight_decay", weight_decay < 0)) if wrong]
+    if bad:
         raise ReferenceInputError(f"invalid AdamW hyper-parameters lr={lr} betas={betas} eps={eps} "
-                                  f"weight_decay={weight_decay}")
+                                  f"weight_decay={weight_decay}",
+                                  Refusal("adamw-hyperparameter", ("ValueError",), "|".join(_INVALID[b] for b in bad)))
 
 
 def adamw(params, grads, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, variant="torch",

@@ -14,7 +14,13 @@ values are therefore exact only for the group whose base equals the default.
 
 import math
 
-from .errors import ReferenceInputError
+from .errors import ReferenceInputError, Refusal
+
+# what an implementation is expected to raise for parameters a schedule does not define
+ZERO_DIVISION = Refusal("schedule-zero-division", ("ZeroDivisionError",), r"division by zero")
+LR_END = Refusal("polynomial-lr-end", ("ValueError",), r"lr_end \(.*\) must be (be )?smaller than initial lr")
+MIN_LR = Refusal("min-lr-or-rate", ("ValueError",), r"of min_lr or min_lr_rate should be set")
+FACTOR = Refusal("plateau-factor", ("ValueError",), r"Factor should be < 1")
 
 
 def _ramp(step, num_warmup_steps):
@@ -73,7 +79,8 @@ def polynomial(step, *, num_warmup_steps, num_training_steps, lr_init, lr_end=1e
         return lr_end / lr_init
     decay_steps = num_training_steps - num_warmup_steps
     if decay_steps == 0:
-        raise ReferenceInputError("polynomial decay with num_warmup_steps == num_training_steps: 0/0 at step T")
+        raise ReferenceInputError("polynomial decay with num_warmup_steps == num_training_steps: 0/0 at step T",
+                                  ZERO_DIVISION)
     remaining = 1 - (step - num_warmup_steps) / decay_steps
     return ((lr_init - lr_end) * remaining ** power + lr_end) / lr_init
 
@@ -86,7 +93,7 @@ def inverse_sqrt(step, *, num_warmup_steps, timescale=None, default_timescale_10
     if timescale is None:
         timescale = num_warmup_steps or (10_000 if default_timescale_10000 else 0)
     if timescale == 0 and step >= num_warmup_steps:
-        raise ReferenceInputError("inverse_sqrt with timescale 0 is 0/0")
+        raise ReferenceInputError("inverse_sqrt with timescale 0 is 0/0", ZERO_DIVISION)
     if step < num_warmup_steps:
         return _ramp(step, num_warmup_steps)
     return 1.0 / math.sqrt((step + timescale - num_warmup_steps) / timescale)
@@ -94,7 +101,7 @@ def inverse_sqrt(step, *, num_warmup_steps, timescale=None, default_timescale_10
 
 def _min_lr_rate(lr_init, min_lr=None, min_lr_rate=None):
     if (min_lr is None) == (min_lr_rate is None):
-        raise ReferenceInputError("exactly one of min_lr and min_lr_rate must be given")
+        raise ReferenceInputError("exactly one of min_lr and min_lr_rate must be given", MIN_LR)
     return min_lr / lr_init if min_lr is not None else min_lr_rate
 
 
@@ -176,7 +183,7 @@ def validate(name, params, lr_init):
     - warmup_stable_decay: num_training_steps or num_stable_steps given; warmup/decay types among WSD_SHAPES.
     """
     if name == "polynomial" and not lr_init > params.get("lr_end", 1e-7):
-        raise ReferenceInputError(f"lr_end ({params.get('lr_end', 1e-7)}) must be smaller than lr ({lr_init})")
+        raise ReferenceInputError(f"lr_end ({params.get('lr_end', 1e-7)}) must be smaller than lr ({lr_init})", LR_END)
     if name in ("cosine_with_min_lr", "cosine_warmup_with_min_lr"):
         _min_lr_rate(lr_init, params.get("min_lr"), params.get("min_lr_rate"))
     if name == "warmup_stable_decay":
@@ -184,7 +191,8 @@ def validate(name, params, lr_init):
             raise ReferenceInputError("warmup_stable_decay needs num_training_steps or num_stable_steps")
         for key in ("warmup_type", "decay_type"):
             if params.get(key, "linear") not in WSD_SHAPES:
-                raise ReferenceInputError(f"unknown {key} {params[key]!r}")
+                raise ReferenceInputError(f"unknown {key} {params[key]!r}", Refusal(
+                    "wsd-shape", ("ValueError",), rf"Unknown {key.split('_')[0]} type"))
 
 
 def curve(name, params, base_lrs, lr_init, steps, rules=None):
@@ -195,7 +203,14 @@ def curve(name, params, base_lrs, lr_init, steps, rules=None):
     docstring)."""
     validate(name, params, lr_init)
     f = MULTIPLIERS[name]
-    return [[base * f(t, lr_init=lr_init, **params, **(rules or {})) for base in base_lrs] for t in range(steps + 1)]
+    rows = []
+    for t in range(steps + 1):
+        try:
+            rows.append([base * f(t, lr_init=lr_init, **params, **(rules or {})) for base in base_lrs])
+        except ReferenceInputError as exc:  # undefined from step t on: the steps before it are kept
+            exc.computed = rows
+            raise
+    return rows
 
 
 # --- stateful schedulers, simulated from a sequence of metrics -------------------------------------------------
@@ -218,7 +233,7 @@ def reduce_on_plateau(metrics, base_lrs, *, mode="min", factor=0.1, patience=10,
     `eps`; the count resets and the cooldown starts. Returns one list of group lrs per metric.
     """
     if factor >= 1.0:
-        raise ReferenceInputError("factor must be < 1")
+        raise ReferenceInputError("factor must be < 1", FACTOR)
     if mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
         raise ReferenceInputError(f"unknown mode {mode!r} or threshold_mode {threshold_mode!r}")
     min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * len(base_lrs)
@@ -261,7 +276,7 @@ def greedy(metrics, base_lrs, *, mode="min", factor=0.95, patience=10, threshold
     such reductions and at 0 go back to the initial lrs and a fresh state.
     """
     if factor >= 1.0:
-        raise ReferenceInputError("factor must be < 1")
+        raise ReferenceInputError("factor must be < 1", FACTOR)
     if mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
         raise ReferenceInputError(f"unknown mode {mode!r} or threshold_mode {threshold_mode!r}")
     n = len(base_lrs)

@@ -2,6 +2,7 @@
 grouping and the MLM collator, bridged across releases (a mixin of `TransformersAdapter`, which provides
 `self.transformers`, `self.version`, `self.has` and `self._model`)."""
 
+import contextlib
 import copy
 import functools
 import importlib
@@ -17,6 +18,17 @@ import torch
 from .torch_models import TORCH_DTYPES, to_numpy
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+@contextlib.contextmanager
+def computed_so_far(steps):
+    """An exception the implementation raises inside carries the steps computed before it as `computed` (the list
+    `steps`, copied), so that they can still be compared (`conformance.runner.refusals`); it propagates unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        exc.computed = list(steps)
+        raise
 
 
 class TrainingMethods:
@@ -75,16 +87,17 @@ class TrainingMethods:
         scheduler = self._scheduler(name, optimizer, params, via)
         lrs = [] if metrics is not None else [[g["lr"] for g in optimizer.param_groups]]
         inputs = metrics if metrics is not None else [None] * steps
-        for t, metric in enumerate(inputs):
-            if t == resume_at:
-                saved = copy.deepcopy((optimizer.state_dict(), scheduler.state_dict()))
-                optimizer = self._param_groups(base_lrs, lr_init)
-                scheduler = self._scheduler(name, optimizer, params, via)
-                optimizer.load_state_dict(saved[0])
-                scheduler.load_state_dict(saved[1])
-            optimizer.step()
-            scheduler.step() if metric is None else scheduler.step(metric)
-            lrs.append([g["lr"] for g in optimizer.param_groups])
+        with computed_so_far(lrs):
+            for t, metric in enumerate(inputs):
+                if t == resume_at:
+                    saved = copy.deepcopy((optimizer.state_dict(), scheduler.state_dict()))
+                    optimizer = self._param_groups(base_lrs, lr_init)
+                    scheduler = self._scheduler(name, optimizer, params, via)
+                    optimizer.load_state_dict(saved[0])
+                    scheduler.load_state_dict(saved[1])
+                optimizer.step()
+                scheduler.step() if metric is None else scheduler.step(metric)
+                lrs.append([g["lr"] for g in optimizer.param_groups])
         return lrs
 
     def adamw_variants(self):
@@ -107,14 +120,15 @@ class TrainingMethods:
             flags = {"foreach": kernel == "foreach", "fused": kernel == "fused"} if kernel else {"foreach": False}
             optimizer = torch.optim.AdamW(tensors, **hyper, **flags)
         history = []
-        for step in grads:
-            for p, g in zip(tensors, step):
-                p.grad = torch.tensor(g, dtype=p.dtype, device=device)
-            optimizer.step()
-            state = [optimizer.state[p] for p in tensors]
-            history.append({"params": [to_numpy(p) for p in tensors],
-                            "exp_avg": [to_numpy(s["exp_avg"]) for s in state],
-                            "exp_avg_sq": [to_numpy(s["exp_avg_sq"]) for s in state]})
+        with computed_so_far(history):
+            for step in grads:
+                for p, g in zip(tensors, step):
+                    p.grad = torch.tensor(g, dtype=p.dtype, device=device)
+                optimizer.step()
+                state = [optimizer.state[p] for p in tensors]
+                history.append({"params": [to_numpy(p) for p in tensors],
+                                "exp_avg": [to_numpy(s["exp_avg"]) for s in state],
+                                "exp_avg_sq": [to_numpy(s["exp_avg_sq"]) for s in state]})
         return history
 
     def decay_parameter_names(self, head, config):

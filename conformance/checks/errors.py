@@ -1,5 +1,6 @@
 """Error conformance: bad input that the implementation and the reference must both refuse (corrupted labels,
-AdamW hyper-parameters outside their domain, masking probabilities outside [0, 1])."""
+AdamW hyper-parameters outside their domain, masking probabilities outside [0, 1]), the implementation with the
+refusal the reference expects of its release; an exception of the harness or the adapter is an error."""
 
 import numpy as np
 from hypothesis import strategies as st
@@ -16,12 +17,14 @@ from .masking import collate, masking_cases, masking_spec, replacements_of, spec
 
 
 def both_refuse(adapter, case, target):
-    """The implementation raises and the reference raises ReferenceInputError: neither returns a number for bad
-    labels. Where the version's rule never reads the corrupted label (the early token-classification rule skips
+    """The reference raises ReferenceInputError and the implementation raises the refusal it expects for the bad
+    labels (the class, and the message where stable, of the release's rule: see `runner.refusals`): neither returns
+    a number. Where the version's rule never reads the corrupted label (the early token-classification rule skips
     padded positions), the reference accepts it, and then the implementation must accept it too."""
     weights = adapter.build(case, target.attn, target.device, target.dtype)[1]
     _, _, refusal = refusals(lambda: reference_outputs(case, weights, adapter),
-                             lambda: adapter.run(case.copy(), target.attn, target.device, target.dtype, grad=False))
+                             lambda: adapter.run(case.copy(), target.attn, target.device, target.dtype, grad=False),
+                             adapter)
     return refusal or [Comparison("refusal", True, 0.0, "")]
 
 
@@ -49,15 +52,17 @@ def corrupted(draw, valid_cases, how):
 
 
 def adamw_refuses(adapter, case, target):
-    """Hyper-parameters outside AdamW's domain (negative lr or eps, a beta outside [0, 1)) are refused by both."""
-    _, _, refusal = refusals(lambda: reference_adamw(case), lambda: run_adamw(adapter, case, target))
+    """Hyper-parameters outside AdamW's domain (negative lr or eps, a beta outside [0, 1)) are refused by both, the
+    implementation with the ValueError naming the parameter."""
+    _, _, refusal = refusals(lambda: reference_adamw(case), lambda: run_adamw(adapter, case, target), adapter)
     return refusal or [Comparison("refusal", False, 0.0, "neither side refused")]
 
 
 def masking_refuses(adapter, case, target):
-    """Probabilities outside [0, 1], or replacement probabilities summing above 1, are refused by both. Before the
-    collator validated its settings (4.49), torch.bernoulli refused a bad mlm_probability only where it drew, so a
-    batch with no selectable position went through."""
+    """Probabilities outside [0, 1], or replacement probabilities summing above 1, are refused by both, the
+    collator with the ValueError naming the setting. Before the collator validated its settings (4.49),
+    torch.bernoulli refused a bad mlm_probability (a RuntimeError) only where it drew, so a batch with no
+    selectable position went through."""
     p = case.params
 
     def reference_call():
@@ -69,7 +74,7 @@ def masking_refuses(adapter, case, target):
                 raise
             return None
 
-    _, _, refusal = refusals(reference_call, lambda: collate(adapter, case))
+    _, _, refusal = refusals(reference_call, lambda: collate(adapter, case), adapter)
     return refusal or [Comparison("refusal", True, 0.0, "")]  # both accepted: the release's rule draws nothing
 
 

@@ -175,14 +175,17 @@ def schedule_curve(adapter, case, target):
     def forwarded():
         return ref(get_scheduler_arguments(name, p["schedule"], **get_scheduler_rules(adapter)))
 
+    def lrs(actual, expected):  # also the steps before a refusing step (see runner.refusals)
+        return [compare("lr[step, group]", actual, expected, tolerance("float64"))]
+
     results = []
     for via, reference_call in (("function", lambda: ref(p["schedule"])), ("get_scheduler", forwarded)):
         expected, actual, refusal = refusals(reference_call, lambda: adapter.lr_curve(
             name, p["schedule"], p["base_lrs"], p["lr_init"], steps=p.get("steps"), metrics=p.get("metrics"),
-            resume_at=p.get("resume_at"), via=via))
+            resume_at=p.get("resume_at"), via=via), adapter, lrs)
         prefix = "" if via == "function" else "get_scheduler: "
         results += [Comparison(prefix + r.key, r.ok, r.ratio, r.message and prefix + r.message)
-                    for r in refusal or [compare("lr[step, group]", actual, expected, tolerance("float64"))]]
+                    for r in refusal or lrs(actual, expected)]
     return results
 
 
@@ -195,7 +198,7 @@ def schedule_catalog(adapter, case, target):
 
 def _offered(name):
     def applies(adapter):
-        return None if name in adapter.schedule_names() else f"transformers {adapter.version} has no {name!r} schedule"
+        return None if name in adapter.schedule_names() else f"{adapter.name} {adapter.version} has no {name!r} schedule"
     return applies
 
 
