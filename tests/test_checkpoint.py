@@ -4,16 +4,18 @@ check runs (1-2 examples through Hypothesis, as the suite runs them) and can fai
 """
 
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, Phase, given, settings
 
+from conformance.adapters import transformers_checkpoint
 from conformance.adapters.transformers import TransformersAdapter
 from conformance.case import SubjectCase, draw_weights
 from conformance.checks import checkpoint
-from conformance.checks.checkpoint import files, properties, strategies, text
+from conformance.checks.checkpoint import files, properties, strategies, text, tokens
 from conformance.targets import Target
 
 pytestmark = [pytest.mark.harness,
@@ -29,8 +31,8 @@ def tf():
 
 
 def model(tf, head, overrides, *target):
-    """The adapter's checkpoint model of `head` with the checkpoint's config plus `overrides`."""
-    return tf.checkpoint_model(head, dict(files.load().config, **overrides), *target)
+    """The adapter's checkpoint model of `head`, loaded from the checkpoint's directory with `overrides`."""
+    return tf.checkpoint_model(tf.save_checkpoint(files.tensors(), files.load().config), head, overrides, *target)
 
 
 def run_check(check, adapter, target, examples):
@@ -78,31 +80,84 @@ def test_key_names():
 
 @pytest.mark.parametrize("head", ALL_HEADS)
 def test_loading_gives_every_parameter(tf, head):
-    """Every parameter of the model holds the checkpoint's tensor (encoder) or the drawn one (the head's own)."""
+    """from_pretrained fills every parameter of the model with the checkpoint's tensor (encoder); the head's own are
+    then set to drawn ones; the loading report holds."""
     config = strategies.HEADS[head].config if head in strategies.HEADS else {}
     bert = model(tf, head, config, "eager", "cpu", "float32")
     shapes = tf.own_parameter_shapes(bert, files.load().weights)
     drawn = {k: v.astype(np.float32) for k, v in draw_weights(shapes, 3).items()}
-    prefix = tf.load_checkpoint(bert, files.load().weights, drawn)
+    tf.set_parameters(bert, drawn)
+    prefix = tf.parameter_prefix(bert)
     weights = files.load().weights
     for name, p in bert.named_parameters():
         expected = drawn[name] if name in drawn else weights[name[len(prefix):]]
         assert np.array_equal(p.detach().numpy(), expected), name
     used = {name[len(prefix):] for name, _ in bert.named_parameters()}
     assert set(weights) - used <= {"pooler.dense.weight", "pooler.dense.bias"}
+    assert all(n.startswith(strategies.HEADS[head].own) for n in drawn) if head in strategies.HEADS else not drawn
+    report = properties.loading_holds(tf, bert, set(drawn))
+    assert report.ok, report.message
     if strategies.HEADS.get(head) and strategies.HEADS[head].tied:
         assert tf.decoder_tied(bert)
 
 
-def test_loading_refuses_a_missing_tensor(tf, monkeypatch):
-    weights = dict(files.load().weights)
-    del weights["encoder.layer.3.attention.self.key.bias"]
+def test_written_in_the_release_format(tf):
+    """The directory holds config.json and the weight file this release's from_pretrained reads; a safetensors
+    file reads back (with numpy) as the checkpoint's tensors."""
+    directory = tf.save_checkpoint(files.tensors(), files.load().config)
+    assert tf.save_checkpoint(files.tensors(), files.load().config) == directory  # written once per process
+    names = {p.name for p in directory.iterdir()}
+    if tf.has("from-pretrained-reads-safetensors"):
+        assert names == {"config.json", "model.safetensors"}
+        from safetensors.numpy import load_file
+        written = load_file(str(directory / "model.safetensors"))
+        assert written.keys() == files.tensors().keys()
+        assert all(np.array_equal(written[k], v) for k, v in files.tensors().items())
+    else:
+        assert names == {"config.json", "pytorch_model.bin"}
+    assert json.loads((directory / "config.json").read_text())["hidden_size"] == 384
+
+
+def test_the_release_reads_the_format_the_drift_catalog_says(tf, tmp_path):
+    """A directory with model.safetensors alone: from_pretrained reads it where the release has
+    from-pretrained-reads-safetensors, and refuses it before."""
+    (tmp_path / "config.json").write_text(json.dumps(dict(files.load().config, model_type="bert")))
+    transformers_checkpoint.write_weights(tmp_path, files.tensors(), safetensors=True)
+    if tf.has("from-pretrained-reads-safetensors"):
+        bert = tf.transformers.BertModel.from_pretrained(str(tmp_path))
+        assert np.array_equal(bert.pooler.dense.weight.detach().numpy(), files.load().weights["pooler.dense.weight"])
+    else:
+        with pytest.raises(OSError):
+            tf.transformers.BertModel.from_pretrained(str(tmp_path))
+
+
+def _renamed(old, new):
+    """A weight writer that writes tensor `old` under the name `new`: a checkpoint key that from_pretrained does
+    not recognise, so it leaves that parameter as initialised and only warns."""
+    write = transformers_checkpoint.write_weights
+
+    def write_renamed(directory, tensors, safetensors):
+        return write(directory, {(new if k == old else k): v for k, v in tensors.items()}, safetensors)
+    return write_renamed
+
+
+@pytest.mark.parametrize("check_id,match", [
+    ("checkpoint.weights", "pooler.dense.weight"),
+    ("checkpoint.encoder", "pooler_output: mismatched"),
+    ("checkpoint.head.sequence_classification", "checkpoint parameters left missing"),
+])
+def test_a_key_from_pretrained_skips_is_caught(tf, monkeypatch, check_id, match):
+    """A renamed pooler key in the checkpoint: from_pretrained leaves the pooler as initialised (and only warns);
+    the weights check, the encoder check and a head on the pooler fail."""
+    tf.forget_checkpoint_models()
+    monkeypatch.setattr(transformers_checkpoint, "write_weights",
+                        _renamed("pooler.dense.weight", "pooler.dense.kernel"))
+    check = next(c for c in CHECKS if c.id == check_id)
     try:
-        bert = model(tf, "BertModel", {}, "eager", "cpu", "float32")
-        with pytest.raises(AssertionError, match="encoder.layer.3.attention.self.key.bias"):
-            tf.load_checkpoint(bert, weights, {})
+        with pytest.raises(AssertionError, match=match):
+            run_check(check, tf, Target("cpu", "float64", "eager"), 1)
     finally:
-        tf.forget_checkpoint_models()  # the model is half loaded
+        tf.forget_checkpoint_models()  # the directory and models without the pooler must not serve later tests
 
 
 # --- tokenization --------------------------------------------------------------------------------------------------
@@ -164,6 +219,61 @@ def test_pair_truncation_tie_is_recognised(tf):
         assert any(r.message == f"explained: {properties.LONGEST_FIRST_TIE}" for r in results)
 
 
+def test_the_padding_and_truncation_rule():
+    """tokens.py by hand: a single segment keeps its first max_length - 2 ids; a pair loses ids from the longer
+    segment, from the second on a tie; rows are framed and padded on the right."""
+    assert tokens.truncate([1, 2, 3, 4, 5], None, 5) == ([1, 2, 3], None)
+    assert tokens.truncate([1, 2, 3, 4, 5, 6], [7, 8], 7) == ([1, 2], [7, 8])  # the longer first down to the other
+    assert tokens.truncate([1, 2, 3], [4, 5, 6], 8) == ([1, 2, 3], [4, 5])  # a tie: the second loses
+    assert tokens.truncate([1, 2], [3, 4, 5, 6, 7], 6) == ([1, 2], [3])
+    assert tokens.frame([5], [6, 7], 1, 2) == ([1, 5, 2, 6, 7, 2], [0, 0, 0, 1, 1, 1])
+    out = tokens.encode_batch([[[5, 6, 7]], [[8], [9]]], 6, "longest", {"cls": 1, "sep": 2, "pad": 0})
+    assert out["input_ids"].tolist() == [[1, 5, 6, 7, 2], [1, 8, 2, 9, 2]]
+    assert out["token_type_ids"].tolist() == [[0] * 5, [0, 0, 0, 1, 1]]
+    out = tokens.encode_batch([[[5, 6, 7, 8, 9]], [[8]]], 4, "max_length", {"cls": 1, "sep": 2, "pad": 0})
+    assert out["input_ids"].tolist() == [[1, 5, 6, 2], [1, 8, 2, 0]]
+    assert out["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]]
+
+
+FAULT_TEXTS = [text.PARAGRAPHS[1], "A short one.", [text.SENTENCES[0][0], text.SENTENCES[2][1]]]
+
+
+def _truncating_one_more(tokenizer):
+    """The tokenizer's own truncate_sequences, removing one token more than asked whenever it removes any."""
+    truncate = tokenizer.truncate_sequences
+
+    def one_more(ids, pair_ids=None, num_tokens_to_remove=0, **kwargs):
+        return truncate(ids, pair_ids, num_tokens_to_remove + (num_tokens_to_remove > 0), **kwargs)
+    return one_more
+
+
+@pytest.mark.parametrize("fault,match", [
+    ("left padding", r"padding is not a \[PAD\] tail"),
+    ("pad id", r"input_ids: tokenizer vs the padding and truncation rule: first difference"),
+    ("truncation", r"input_ids: tokenizer vs the padding and truncation rule: (first difference|shape)"),
+])
+def test_tokenizer_faults_are_caught(tf, monkeypatch, fault, match):
+    """The tokenizer's own padding and truncation on a batch of rows of different lengths (a paragraph cut at 24,
+    a short row, a pair), padded to the longest and to max_length: left padding, [UNK] as the pad token, or a
+    truncation that removes one token too many fail the tokenizer check; without the fault it holds."""
+    slow = tf.checkpoint_tokenizer(files.load().directory)
+    for padding in ("longest", "max_length"):
+        case = SubjectCase("tokenizer", {"texts": FAULT_TEXTS, "max_length": 24, "padding": padding})
+        results = properties.tokenizer_agrees(tf, case, Target("cpu", "float64", "eager"))
+        assert all(r.ok for r in results), [r.message for r in results if not r.ok]
+    if fault == "left padding":
+        monkeypatch.setattr(slow, "padding_side", "left")
+    elif fault == "pad id":
+        monkeypatch.setattr(slow, "pad_token", "[UNK]")
+    else:
+        monkeypatch.setattr(slow, "truncate_sequences", _truncating_one_more(slow))
+    for padding in ("longest", "max_length"):
+        case = SubjectCase("tokenizer", {"texts": FAULT_TEXTS, "max_length": 24, "padding": padding})
+        results = properties.tokenizer_agrees(tf, case, Target("cpu", "float64", "eager"))
+        failures = "\n".join(r.message for r in results if not r.ok)
+        assert re.search(match, failures), failures
+
+
 # --- the checks ----------------------------------------------------------------------------------------------------
 
 
@@ -198,17 +308,24 @@ def test_check_runs(tf, check):
         assert n == examples and worst <= 1.0, (target, worst)
 
 
+def _perturbed(method, change):
+    """`method` (an adapter's checkpoint_model) followed by `change(model)`."""
+    def perturbed(self, *args, **kwargs):
+        model = method(self, *args, **kwargs)
+        change(model)
+        return model
+    return perturbed
+
+
 def test_encoder_check_can_fail(tf, monkeypatch):
     """A transformers side whose layer-4 attention output LayerNorm is off by 1e-3 fails, in float32 too."""
-    load_weights = TransformersAdapter.load_checkpoint
-
-    def off(self, model, encoder, head_params):
-        prefix = load_weights(self, model, encoder, head_params)
+    def off(model):
         with torch.no_grad():
-            dict(model.named_parameters())[prefix + "encoder.layer.4.attention.output.LayerNorm.weight"].mul_(1.001)
-        return prefix
+            name = tf.parameter_prefix(model) + "encoder.layer.4.attention.output.LayerNorm.weight"
+            dict(model.named_parameters())[name].copy_(torch.from_numpy(
+                files.load().weights["encoder.layer.4.attention.output.LayerNorm.weight"] * np.float32(1.001)))
 
-    monkeypatch.setattr(TransformersAdapter, "load_checkpoint", off)
+    monkeypatch.setattr(TransformersAdapter, "checkpoint_model", _perturbed(TransformersAdapter.checkpoint_model, off))
     check = next(c for c in CHECKS if c.id == "checkpoint.encoder")
     try:
         for target in (Target("cpu", "float64", "eager"), Target("cpu", "float32", "eager")):
@@ -219,15 +336,13 @@ def test_encoder_check_can_fail(tf, monkeypatch):
 
 
 def test_untied_decoder_fails(tf, monkeypatch):
-    load_weights = TransformersAdapter.load_checkpoint
-
-    def untie(self, model, encoder, head_params):
-        prefix = load_weights(self, model, encoder, head_params)
+    def untie(model):
         decoder = model.get_output_embeddings()
-        decoder.weight = torch.nn.Parameter(decoder.weight.detach().clone() * 1.01)
-        return prefix
+        if decoder.weight is model.get_input_embeddings().weight:
+            decoder.weight = torch.nn.Parameter(decoder.weight.detach().clone() * 1.01)
 
-    monkeypatch.setattr(TransformersAdapter, "load_checkpoint", untie)
+    monkeypatch.setattr(TransformersAdapter, "checkpoint_model",
+                        _perturbed(TransformersAdapter.checkpoint_model, untie))
     check = next(c for c in CHECKS if c.id == "checkpoint.head.masked_lm")
     try:
         with pytest.raises(AssertionError, match="not the word-embedding matrix"):
@@ -247,7 +362,6 @@ def test_mean_pooling_matches_sentence_transformers(tf):
         "inputs": {k: v.tolist() for k, v in tf.encode(files.load().directory, sentences, 256).items()}})
     inputs = case.arrays("inputs")
     bert = model(tf, "BertModel", {}, "eager", "cpu", "float32")
-    tf.load_checkpoint(bert, files.load().weights, {})
     out = tf.run_model(bert, "BertModel", inputs, {}, "cpu", "float32", grad=False)["last_hidden_state"]
     m = inputs["attention_mask"][..., None]
     ours = (out * m).sum(1) / m.sum(1)

@@ -1,20 +1,40 @@
-"""The transformers adapter's real-checkpoint methods: the checkpoint's tokenizers, models built from its config,
-its weights loaded with `load_state_dict`, and the outputs the checkpoint checks compare (a mixin of
-`TransformersAdapter`, which provides `self.transformers`, `self.version` and `self._construct`). Releases differ
-in the tokenizer classes (5.0 made `BertTokenizer` the tokenizers-backed class and kept the pure-Python one as
-`BertTokenizerLegacy`) and in which buffers `BertModel` keeps in its state dict."""
+"""The transformers adapter's real-checkpoint methods: the checkpoint's tokenizers, its weights written as the release
+reads them and loaded with each head's `from_pretrained`, and the outputs the checkpoint checks compare (a mixin of
+`TransformersAdapter`, which provides `self.transformers`, `self.version` and `self.has`). Releases differ in the
+tokenizer classes (5.0 made `BertTokenizer` the tokenizers-backed class and kept the pure-Python one as
+`BertTokenizerLegacy`), in the weight file `from_pretrained` reads (drift: from-pretrained-reads-safetensors) and in
+what its loading report lists (4.x lists a tied decoder's alias as missing, ignores a checkpoint's pooler in heads
+without one)."""
 
+import atexit
 import collections
 import functools
 import gc
 import importlib.util
 import json
+import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import save_file
 
 from ..case import logit_keys
 from .torch_models import TORCH_DTYPES, BuiltModel, forward, to_numpy
+
+
+def write_weights(directory, tensors, safetensors):
+    """Write `tensors` (numpy by state-dict name) into `directory` as `model.safetensors` (with `safetensors`;
+    metadata format "pt", which from_pretrained asks for) or `pytorch_model.bin`; returns the file's path."""
+    state = {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in tensors.items()}
+    if safetensors:
+        path = Path(directory) / "model.safetensors"
+        save_file(state, str(path), metadata={"format": "pt"})
+    else:
+        path = Path(directory) / "pytorch_model.bin"
+        torch.save(state, path)
+    return path
 
 
 class CheckpointMethods:
@@ -26,10 +46,14 @@ class CheckpointMethods:
     def _checkpoint_models(self):
         return collections.OrderedDict()
 
-    @functools.lru_cache(maxsize=2)
     def checkpoint_tokenizer(self, directory, fast=False):
         """The checkpoint's tokenizer in `directory`: the pure-Python one (vocab.txt and tokenizer_config.json) or,
-        with `fast`, the tokenizers-backed one (tokenizer.json), None where the `tokenizers` package is missing."""
+        with `fast`, the tokenizers-backed one (tokenizer.json), None where the `tokenizers` package is missing.
+        One object per directory and kind, however they are spelled."""
+        return self._tokenizer(str(directory), bool(fast))
+
+    @functools.lru_cache(maxsize=2)
+    def _tokenizer(self, directory, fast):
         return self._fast_tokenizer(directory) if fast else self._slow_tokenizer(directory)
 
     def _slow_tokenizer(self, directory):
@@ -53,52 +77,72 @@ class CheckpointMethods:
         return tokenizer if tokenizer.is_fast else None
 
     def encode(self, directory, texts, max_length, padding="longest", fast=False):
-        """Token ids, token types and attention mask of `texts` (strings or [first, second] pairs) by the tokenizer
-        in `directory`, as int64 numpy: truncated to `max_length` (longest first for pairs), padded to the longest
-        row or to `max_length`."""
+        """Token ids, token types and attention mask of `texts` (strings or [first, second] pairs, mixed in one
+        batch) as the tokenizer in `directory` makes them itself: one call on the whole batch with
+        `truncation=True, max_length=max_length` (longest first for pairs) and `padding` ("longest" or
+        "max_length"); int64 numpy [rows, width]. Raises if the rows it returns differ in length."""
         tokenizer = self.checkpoint_tokenizer(directory, fast)
-        firsts = [t[0] if isinstance(t, list) else t for t in texts]
-        seconds = [t[1] if isinstance(t, list) else None for t in texts]
-        encoded = [tokenizer(a, b, truncation=True, max_length=max_length, return_token_type_ids=True,
-                             return_attention_mask=True)
-                   for a, b in zip(firsts, seconds)]  # one by one: mixed single rows and pairs
-        width = max_length if padding == "max_length" else max(len(e["input_ids"]) for e in encoded)
-        pad = tokenizer.pad_token_id
-        out = {k: np.full((len(texts), width), pad if k == "input_ids" else 0, dtype=np.int64)
-               for k in ("input_ids", "token_type_ids", "attention_mask")}
-        for i, e in enumerate(encoded):
-            for k in out:
-                out[k][i, :len(e[k])] = e[k]
+        batch = [tuple(t) if isinstance(t, list) else t for t in texts]  # a tuple is a pair in every release
+        encoded = tokenizer(batch, padding=padding, truncation=True, max_length=max_length,
+                            return_token_type_ids=True, return_attention_mask=True)
+        out = {}
+        for key in ("input_ids", "token_type_ids", "attention_mask"):
+            rows = [list(row) for row in encoded[key]]
+            if len({len(row) for row in rows}) != 1:
+                raise ValueError(f"{type(tokenizer).__name__} padded {key} to different lengths "
+                                 f"{[len(row) for row in rows]} (padding={padding!r})")
+            out[key] = np.asarray(rows, dtype=np.int64)
         return out
 
-    def checkpoint_model(self, head, config, attn="eager", device="cpu", dtype="float64"):
-        """transformers' `head` with the BertConfig fields `config` (the checkpoint's, plus a head's), in eval mode,
-        computing in `dtype`, its weights not yet loaded (`load_checkpoint`).
+    # --- the checkpoint written as this release reads it, and loaded with from_pretrained ----------------------
 
-        Built once per (head, config, attention, device) and kept (the newest CHECKPOINT_MODELS_KEPT): building
-        is slow next to a forward at this size, and the targets of a check take turns on every case. A switch of
-        dtype sets each parameter back to its tensor in that dtype (`BuiltModel.to`), which still holds the weights
-        loaded in it (forward and autograd do not write parameters), so `load_checkpoint` then copies only the
-        head's own drawn parameters."""
+    @functools.cached_property
+    def _checkpoint_directories(self):
+        return {}
+
+    def save_checkpoint(self, tensors, config):
+        """A pretrained directory holding `tensors` (float32 numpy by the names BertModel's state dict gives them)
+        and `config.json` (`config`: BertConfig fields, plus model_type "bert"), in the format this release's
+        `from_pretrained` reads: `model.safetensors` (metadata format "pt") where it reads safetensors
+        (`has("from-pretrained-reads-safetensors")`), else `pytorch_model.bin` (`torch.save` of the state dict).
+        Written once per process for the same `tensors` object and config (a temporary directory, removed at
+        exit); returns its path."""
+        key = (id(tensors), json.dumps(config, sort_keys=True))
+        kept = self._checkpoint_directories
+        if key in kept and kept[key][0] is tensors:
+            return kept[key][1]
+        directory = Path(tempfile.mkdtemp(prefix="bert-conformance-checkpoint-"))
+        atexit.register(shutil.rmtree, directory, True)
+        (directory / "config.json").write_text(json.dumps(dict(config, model_type="bert"), indent=1))
+        write_weights(directory, tensors, self.has("from-pretrained-reads-safetensors"))
+        kept[key] = (tensors, directory)
+        return directory
+
+    def checkpoint_model(self, directory, head, overrides=None, attn="eager", device="cpu", dtype="float64"):
+        """transformers' `head` loaded by `head.from_pretrained(directory, **overrides)` (the BertConfig fields a
+        head adds: num_labels, is_decoder), with `attn_implementation=attn` where the release takes it (it can run
+        BERT under sdpa), in eval mode, on `device`, computing in `dtype`. The head's own parameters are whatever
+        from_pretrained left in them until `set_parameters`; what it reported is `loading_report(model)`.
+
+        Loaded once per (directory, head, overrides, attention, device) and kept (the newest
+        CHECKPOINT_MODELS_KEPT): loading is slow next to a forward at this size, and the targets of a check take
+        turns on every case. A switch of dtype sets each parameter back to its tensor in that dtype
+        (`BuiltModel.to`), converted once from the loaded float32 values (exact in float64)."""
         models = self._checkpoint_models
-        key = (head, json.dumps(config, sort_keys=True), attn, device)
+        overrides = dict(overrides or {})
+        key = (str(directory), head, json.dumps(overrides, sort_keys=True), attn, device)
         if key in models:
             models.move_to_end(key)
             built = models[key]
         else:
             # a check uses one head: the models of other heads go first (memory), then the least recently used
-            for stale in [k for k in models if k[:2] != key[:2]]:
+            for stale in [k for k in models if k[:3] != key[:3]]:
                 del models[stale]
             while len(models) >= self.CHECKPOINT_MODELS_KEPT:
                 models.popitem(last=False)
             gc.collect()  # modules hold reference cycles: free the evicted parameters before allocating new ones
-            model = self._construct(head, self.transformers.BertConfig(**config, attn_implementation=attn))
-            actual = getattr(model.config, "_attn_implementation", "eager")
-            if actual != attn:
-                raise RuntimeError(f"asked for attention {attn!r}, transformers {self.version} chose {actual!r}")
-            built = BuiltModel(model.to(device).eval())
-            built.checkpoint_in = set()  # the dtypes whose tensors hold the checkpoint, verified on loading
-            twin = next((b for k, b in models.items() if k[:2] == key[:2] and k[3] == device), None)
+            built = self._from_pretrained(directory, head, overrides, attn, device)
+            twin = next((b for k, b in models.items() if k[:3] == key[:3] and k[4] == device), None)
             if twin is not None:
                 share_parameters(twin, built)
             models[key] = built
@@ -106,51 +150,59 @@ class CheckpointMethods:
         built.data[dtype] = ([p.data for p in built.params], built.loaded)  # a twin switching to dtype finds them
         return built.model
 
+    def _from_pretrained(self, directory, head, overrides, attn, device):
+        kwargs = dict(overrides)
+        if self.has("bert-sdpa-attention"):
+            kwargs["attn_implementation"] = attn
+        elif attn != "eager":
+            raise RuntimeError(f"transformers {self.version} has no attention implementation {attn!r} for BERT")
+        disable = getattr(self.transformers.utils.logging, "disable_progress_bar", None)
+        if disable is not None:  # 5.x draws a progress bar of the tensors loaded
+            disable()
+        model, info = getattr(self.transformers, head).from_pretrained(str(directory), output_loading_info=True,
+                                                                         **kwargs)
+        actual = getattr(model.config, "_attn_implementation", "eager")
+        if actual != attn:
+            raise RuntimeError(f"asked for attention {attn!r}, transformers {self.version} chose {actual!r}")
+        built = BuiltModel(model.to(device).eval())
+        built.loading_info = {k: sorted(str(x) for x in v) for k, v in info.items()}
+        return built
+
     def forget_checkpoint_models(self):
-        """Drop every kept checkpoint model: for whoever changed one's parameters other than through
-        `load_checkpoint` (a test that plants a fault), since a kept model's encoder is not loaded again."""
+        """Drop every kept checkpoint model and written directory: for whoever changed one's parameters other than
+        through `set_parameters`, or what is written (a test that plants a fault)."""
         self._checkpoint_models.clear()
+        self._checkpoint_directories.clear()
         gc.collect()
+
+    def _built(self, model):
+        built = next((b for b in self._checkpoint_models.values() if b.model is model), None)
+        if built is None:
+            raise KeyError(f"{type(model).__name__} is not a checkpoint model of this adapter")
+        return built
+
+    def loading_report(self, model):
+        """What `from_pretrained` reported when it loaded `model` (`output_loading_info`: missing_keys,
+        unexpected_keys, error_msgs and, where the release has it, mismatched_keys; sorted names), with `tied`:
+        each state-dict name that is another parameter's alias (tied weights) -> that parameter's name, and
+        `buffers`: the model's buffer names."""
+        built = self._built(model)
+        report = dict(built.loading_info)
+        report["tied"] = {name: first for name, first in built.aliases.items() if name != first}
+        report["buffers"] = sorted(name for name, _ in model.named_buffers())
+        return report
+
+    def set_parameters(self, model, params):
+        """Copy `params` (float32 numpy by parameter name: a head's own parameters) into `model`, in its dtype."""
+        named = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, value in params.items():
+                named[name].copy_(torch.from_numpy(np.asarray(value, dtype=np.float32)))
 
     @staticmethod
     def parameter_prefix(model):
         """"bert." inside the task heads, "" for BertModel: what the model's own parameter names say."""
         return "bert." if any(n.startswith("bert.") for n, _ in model.named_parameters()) else ""
-
-    def load_checkpoint(self, model, encoder, head_params):
-        """Load `encoder` (the checkpoint's float32 encoder parameters as BertModel names them; the model's prefix
-        added) and `head_params` (the head's own parameters, float32 numpy) with `load_state_dict(strict=False)`: releases differ in the buffers their
-        state dict holds (`position_ids`, `token_type_ids`). Raise unless every parameter was loaded: each name of
-        `named_parameters()` (tied parameters appear once) is in the loaded state dict; every key left missing is a
-        buffer or a tied alias of a loaded parameter (the MLM decoder); nothing unexpected. Checkpoint tensors the
-        model has no place for must be the pooler's, in heads without one."""
-        prefix = self.parameter_prefix(model)
-        built = next((b for b in self._checkpoint_models.values() if b.model is model), None)
-        if built is not None and built.dtype in built.checkpoint_in:  # verified when loaded in this dtype
-            params = dict(model.named_parameters())
-            with torch.no_grad():
-                for name, value in head_params.items():
-                    params[name].copy_(torch.from_numpy(np.asarray(value, dtype=np.float32)))
-            return prefix
-        own = model.state_dict(keep_vars=True)
-        state = {prefix + k: torch.from_numpy(v) for k, v in encoder.items() if prefix + k in own}
-        unused = [k for k in encoder if prefix + k not in own]
-        if any(not name.startswith("pooler.") for name in unused):
-            raise AssertionError(f"checkpoint tensors without a place in {type(model).__name__}: {sorted(unused)}")
-        state.update({k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in head_params.items()})
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        params = dict(model.named_parameters())
-        not_loaded = sorted(set(params) - set(state))
-        buffers = {n for n, _ in model.named_buffers()}
-        loaded = [params[n] for n in params if n in state]
-        strays = [k for k in missing if k not in buffers and not any(own[k] is p for p in loaded)]
-        if not_loaded or strays or unexpected:
-            raise AssertionError(f"{type(model).__name__} (transformers {self.version}): parameters not loaded "
-                                 f"{not_loaded}; missing keys that are neither buffers nor tied {strays}; "
-                                 f"unexpected keys {list(unexpected)}")
-        if built is not None:
-            built.checkpoint_in.add(built.dtype)
-        return prefix
 
     def own_parameter_shapes(self, model, encoder):
         """The shapes of `model`'s parameters that `encoder` (names as BertModel names them) does not provide."""
@@ -200,10 +252,10 @@ def share_parameters(twin, built):
     """Make `built` (the same head and config as `twin`, another attention implementation) compute with `twin`'s
     parameter tensors, in every dtype: one copy of the 22M parameters serves both (the targets of a check take turns
     on each case, and both hold the same weights: the checkpoint and the case's head parameters). Loading into one
-    loads into both."""
+    sets both."""
     if [tuple(p.shape) for p in twin.params] != [tuple(p.shape) for p in built.params] or not twin.swap:
         return
     for p, q in zip(built.params, twin.params):
         p.data = q.data
-    built.data, built.checkpoint_in = twin.data, twin.checkpoint_in  # the same objects: dtype -> tensors, loaded
+    built.data = twin.data  # the same object: dtype -> (tensors, loaded)
     built.dtype, built.loaded = twin.dtype, twin.loaded

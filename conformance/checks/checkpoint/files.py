@@ -61,6 +61,7 @@ class Checkpoint:
     pooling: dict
     normalize: bool
     tokenizer_config: dict
+    special_ids: dict  # "cls", "sep", "pad", ...: the line of vocab.txt holding special_tokens_map.json's token
 
 
 def canonical_name(key):
@@ -95,10 +96,33 @@ def load() -> Checkpoint:
     modules = json.loads(modules_path.read_text()) if modules_path.is_file() else []
     normalize = any(m.get("type", "").endswith("models.Normalize") for m in modules)
     tokenizer_config = json.loads((directory / "tokenizer_config.json").read_text())
-    return Checkpoint(directory, config, weights, buffers, pooling, normalize, tokenizer_config)
+    return Checkpoint(directory, config, weights, buffers, pooling, normalize, tokenizer_config,
+                      special_ids(directory, tokenizer_config))
+
+
+def special_ids(directory, tokenizer_config):
+    """The ids of the special tokens ("cls", "sep", "pad", "unk", "mask"), read from the files: each token's name
+    from special_tokens_map.json (else tokenizer_config.json), its id the 0-based line of vocab.txt that holds it."""
+    path = directory / "special_tokens_map.json"
+    names = json.loads(path.read_text()) if path.is_file() else tokenizer_config
+    vocab = {token: i for i, token in enumerate((directory / "vocab.txt").read_text(encoding="utf-8").splitlines())}
+    out = {}
+    for role in ("cls", "sep", "pad", "unk", "mask"):
+        token = names.get(f"{role}_token")
+        token = token.get("content") if isinstance(token, dict) else token  # AddedToken serialised as a dict
+        if token in vocab:
+            out[role] = vocab[token]
+    return out
 
 
 @functools.lru_cache(maxsize=1)
 def weights64():
     """The checkpoint's parameters in float64 (exact: they are float32), for the reference."""
     return {k: v.astype(np.float64) for k, v in load().weights.items()}
+
+
+@functools.lru_cache(maxsize=1)
+def tensors():
+    """Every tensor of the checkpoint (parameters and buffers) as BertModel's state dict names it: what the adapter
+    writes for its release's `from_pretrained` (one object per process, so the directory is written once)."""
+    return {**load().weights, **load().buffers}

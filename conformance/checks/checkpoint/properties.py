@@ -11,8 +11,9 @@ from ...check import CAUSAL_LOSS_FLOAT32, SDPA_FLOAT64_CAUSAL_MASK
 from ...case import Case, draw_weights
 from ...compare import Comparison, Tolerance, compare, tolerance
 from ...runner import flatten, reference_outputs, sharing
-from .files import load, weights64
+from .files import load, tensors, weights64
 from .strategies import HEADS
+from .tokens import encode_batch
 
 
 def one_blas_thread():
@@ -30,14 +31,15 @@ EXACT = Tolerance(0.0, 0.0)
 
 
 def weights_loaded(adapter, case, target):
-    """Every parameter of the checkpoint lands in transformers' BertModel bit for bit (float32 and float64 hold
-    float32 values exactly), and every parameter of BertModel comes from the checkpoint; where the release keeps a
-    `position_ids` buffer it equals the checkpoint's (0..511)."""
+    """`BertModel.from_pretrained` on the checkpoint (written as the release reads it) reports nothing missing or
+    unexpected, every parameter of the checkpoint lands in it bit for bit (float32 and float64 hold float32 values
+    exactly), and every parameter of BertModel comes from the checkpoint; where the release keeps a `position_ids`
+    buffer it equals the checkpoint's (0..511)."""
     model = _model(adapter, "BertModel", {}, target)
-    adapter.load_checkpoint(model, load().weights, {})
     exact = EXACT if target.dtype in ("float32", "float64") else _tol(target)
     params = set(adapter.parameter_names(model))
-    results = [Comparison("parameters", params == set(load().weights), 0.0,
+    results = [loading_holds(adapter, model, own=()),
+               Comparison("parameters", params == set(load().weights), 0.0,
                           f"model only: {sorted(params - set(load().weights))}; checkpoint only: "
                           f"{sorted(set(load().weights) - params)}")]
     # one parameter at a time in float64 (all at once would hold a third copy of the 22M parameters)
@@ -48,6 +50,23 @@ def weights_loaded(adapter, case, target):
         if name in buffers:
             results.append(compare(name, buffers[name], value, EXACT))
     return results
+
+
+def loading_holds(adapter, model, own):
+    """What from_pretrained reported loading `model` is what it should be: every key it left missing is a buffer,
+    one of the head's own parameters `own` (drawn after loading), or a tied alias of a parameter it loaded; the only
+    keys of the checkpoint it did not use are the pooler's, in a head without one; no error or size mismatch."""
+    report = adapter.loading_report(model)
+    missing, tied = set(report.get("missing_keys", ())), report["tied"]
+    strays = [k for k in sorted(missing) if k not in report["buffers"] and tied.get(k, k) not in own
+              and not (k in tied and tied[k] not in missing)]
+    has_pooler = any(".pooler." in "." + n for n in adapter.parameter_names(model))
+    unexpected = [k for k in report.get("unexpected_keys", ()) if has_pooler or not k.startswith("pooler.")]
+    problems = [f"{label}: {names}" for label, names in (
+        ("checkpoint parameters left missing (not loaded)", strays), ("unexpected keys", unexpected),
+        ("size mismatches", report.get("mismatched_keys", [])), ("errors", report.get("error_msgs", []))) if names]
+    return Comparison("from_pretrained loading report", not problems, 0.0,
+                      f"{type(model).__name__}.from_pretrained: " + "; ".join(problems))
 
 
 def _exact_rows(key, actual, expected, tokens=None):
@@ -96,18 +115,23 @@ def truncation_tie(slow, text, max_length, slow_row, fast_row):
 
 
 def tokenizer_agrees(adapter, case, target):
-    """The checkpoint's tokenizers agree and round-trip: the fast tokenizer (tokenizer.json; where the release
-    and the `tokenizers` package have one) gives the slow one's (vocab.txt, lower-cased) ids, token types and
-    attention mask, truncation and padding included (except for the explained pair-truncation tie); every row is
-    [CLS] A [SEP] (B [SEP]) then [PAD]s; decoding each segment's ids and encoding the text again gives the same
-    ids."""
+    """The checkpoint's tokenizers pad, truncate, agree and round-trip: the slow tokenizer's (vocab.txt,
+    lower-cased) batch with its own `truncation=True, max_length` and `padding` equals the rule of `tokens.py`
+    applied to each segment's word pieces, with the special ids of the checkpoint's files; every row is [CLS] A
+    [SEP] (B [SEP]) then a [PAD] tail with mask 0; the fast tokenizer (tokenizer.json; where the release and the
+    `tokenizers` package have one) gives the slow one's ids, token types and attention mask (except for the
+    explained pair-truncation tie); decoding each segment's ids and encoding the text again gives the same ids."""
     p, directory = case.params, load().directory
     slow = adapter.checkpoint_tokenizer(directory)
     enc = adapter.encode(directory, p["texts"], p["max_length"], p["padding"])
-    results = []
+    keys = ("input_ids", "token_type_ids", "attention_mask")
+    segments = [[slow(s, add_special_tokens=False)["input_ids"] for s in (t if isinstance(t, list) else [t])]
+                for t in p["texts"]]
+    rule = encode_batch(segments, p["max_length"], p["padding"], load().special_ids)
+    results = [_exact_rows(f"{key}: tokenizer vs the padding and truncation rule", enc[key], rule[key],
+                           slow.convert_ids_to_tokens if key == "input_ids" else None) for key in keys]
     if adapter.checkpoint_tokenizer(directory, fast=True) is not None:
         fast = adapter.encode(directory, p["texts"], p["max_length"], p["padding"], fast=True)
-        keys = ("input_ids", "token_type_ids", "attention_mask")
         tied = [i for i, text in enumerate(p["texts"])
                 if not all((fast[k][i] == enc[k][i]).all() for k in keys if fast[k].shape == enc[k].shape)
                 and fast["input_ids"].shape == enc["input_ids"].shape
@@ -119,17 +143,29 @@ def tokenizer_agrees(adapter, case, target):
                                        slow.convert_ids_to_tokens if key == "input_ids" else None))
         if tied:
             results.append(Comparison(f"rows {tied}: fast vs slow", True, 0.0, f"explained: {LONGEST_FIRST_TIE}"))
-    cls_id, sep_id, pad_id = slow.cls_token_id, slow.sep_token_id, slow.pad_token_id
+    problems = _structure_problems(slow, p["texts"], enc)
+    results.append(Comparison("structure and round trip", not problems, 0.0, "\n".join(problems)))
+    return results
+
+
+def _structure_problems(slow, texts, enc):
+    """What is wrong with the rows `enc` of `texts`: a padding that is not a [PAD] tail with mask 0, a row not
+    framed [CLS] A [SEP] (B [SEP]), token types, a decode/encode or ids/tokens round trip that changes the ids.
+    The special ids come from the checkpoint's files, not from the tokenizer."""
+    ids_of = load().special_ids
+    cls_id, sep_id, pad_id = ids_of["cls"], ids_of["sep"], ids_of["pad"]
     problems = []
-    for i, text in enumerate(p["texts"]):
+    for i, text in enumerate(texts):
         ids, types, mask = enc["input_ids"][i], enc["token_type_ids"][i], enc["attention_mask"][i]
         n = int(mask.sum())
         if not (mask[:n].all() and not mask[n:].any() and (ids[n:] == pad_id).all()):
-            problems.append(f"row {i}: padding is not a [PAD] tail with mask 0")
+            problems.append(f"row {i}: padding is not a [PAD] tail with mask 0: ids {ids.tolist()}, "
+                            f"mask {mask.tolist()}")
+            continue
         real = ids[:n]
         seps = [int(j) for j in np.flatnonzero(real == sep_id)]
         segments = 2 if isinstance(text, list) else 1
-        if real[0] != cls_id or len(seps) != segments or seps[-1] != n - 1:
+        if n == 0 or real[0] != cls_id or len(seps) != segments or seps[-1] != n - 1:
             problems.append(f"row {i}: not [CLS] A [SEP]{' B [SEP]' if segments == 2 else ''}: "
                             f"{slow.convert_ids_to_tokens(real.tolist())}")
             continue
@@ -146,8 +182,7 @@ def tokenizer_agrees(adapter, case, target):
                             f"{slow.convert_ids_to_tokens(again)} != {slow.convert_ids_to_tokens(real.tolist())}")
         if slow.convert_tokens_to_ids(slow.convert_ids_to_tokens(real.tolist())) != real.tolist():
             problems.append(f"row {i}: ids -> tokens -> ids is not the identity")
-    results.append(Comparison("structure and round trip", not problems, 0.0, "\n".join(problems)))
-    return results
+    return problems
 
 
 def _compare_outputs(actual, expected, tol, overrides=()):
@@ -169,8 +204,10 @@ def _config(case):
 
 
 def _model(adapter, head, overrides, target):
-    """The adapter's `head` with the checkpoint's config plus `overrides`, on `target`."""
-    return adapter.checkpoint_model(head, dict(load().config, **overrides), target.attn, target.device, target.dtype)
+    """The adapter's `head` loaded from the checkpoint's directory (written once per process by the adapter in the
+    release's format) with the head's BertConfig fields `overrides`, on `target`."""
+    directory = adapter.save_checkpoint(tensors(), load().config)
+    return adapter.checkpoint_model(directory, head, overrides, target.attn, target.device, target.dtype)
 
 
 REFERENCE_BYTES = 64 * 2**20  # reference outputs kept (at least one case), so that a check's targets share them
@@ -205,7 +242,6 @@ def _encoder_outputs(adapter, case, target):
     """transformers' and the reference's BertModel outputs for an encoder case."""
     inputs = case.arrays("inputs")
     model = _model(adapter, "BertModel", {}, target)
-    adapter.load_checkpoint(model, load().weights, {})
     actual = adapter.run_model(model, "BertModel", inputs, {}, target.device, target.dtype, grad=False)
     expected = _reference(adapter, case, "BertModel", weights64(), inputs, {})
     return actual, expected, inputs
@@ -225,7 +261,6 @@ def sentence_embedding_matches(adapter, case, target):
     similarities equal the reference's."""
     inputs = case.arrays("inputs")
     model = _model(adapter, "BertModel", {}, target)
-    adapter.load_checkpoint(model, load().weights, {})
     actual = adapter.mean_pooled(model, inputs, target.device, target.dtype, load().normalize)
     ref_hidden = _reference(adapter, case, "BertModel", weights64(), inputs, {})["last_hidden_state"]
     m = inputs["attention_mask"][..., None].astype(np.float64)
@@ -248,8 +283,9 @@ def head_matches(adapter, case, target):
     if strangers:
         raise AssertionError(f"{head}: parameters neither in the checkpoint nor the head's own: {strangers}")
     drawn = {k: v.astype(np.float32) for k, v in draw_weights(shapes, case.params["head_seed"]).items()}
-    prefix = adapter.load_checkpoint(model, load().weights, drawn)
-    results = []
+    adapter.set_parameters(model, drawn)
+    prefix = adapter.parameter_prefix(model)
+    results = [loading_holds(adapter, model, own=set(drawn))]
     if HEADS[head].tied:
         tied = adapter.decoder_tied(model)
         results.append(Comparison("decoder tied to the word embeddings", tied, 0.0,
