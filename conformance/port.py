@@ -23,6 +23,13 @@ The core (`Port`):
   possibly non-contiguous: copy them) and `case.labels`, in eval mode; `outputs` maps the head's output names
   (`conformance.case.logit_keys(case.head)`, `last_hidden_state`, with labels `loss` and, with `grad`, `loss_grad`:
   d loss / d each logits output) to numpy arrays. It must not write into the case.
+
+Narrowing and port rules (optional attributes; the defaults are transformers' own, see the functions below):
+- `config_fixed`: {BertConfig field: value} the port cannot vary (e.g. `{"layer_norm_eps": 1e-12}`); the strategies
+  draw configs with these values only. Default: nothing fixed.
+- `inputs_lacking`: the optional inputs its forward does not take (e.g. `("position_ids",)`); never drawn.
+- `ignore_index`: the label its losses leave out, an int or {head: int} for the heads that differ from -100; the
+  strategies draw it for ignored labels and the reference ignores it.
 """
 
 from dataclasses import dataclass
@@ -73,7 +80,8 @@ CAPABILITIES = (
     Capability("collator", "an MLM masking collator", ("mlm_collate", "collator_replacement_configurable",
                                                        "collator_has_numpy"), ("masking.", "errors.masking.")),
     Capability("checkpoint", "loading a real checkpoint and its tokenizer",
-               ("checkpoint_tokenizer", "encode", "checkpoint_model", "run_model", "parameter_names", "parameter"),
+               ("checkpoint_tokenizer", "encode", "save_checkpoint", "checkpoint_model", "loading_report",
+                "set_parameters", "run_model", "parameter_names", "parameter"),
                ("checkpoint.",)),
 )
 CAPABILITIES_BY_NAME = {c.name: c for c in CAPABILITIES}
@@ -109,3 +117,29 @@ def missing_core(adapter):
     missing = [m for m in ("name", "version") if not hasattr(adapter, m)]
     return missing + [m for m in ("devices", "attention_implementations", "activations", "has", "build", "run")
                       if not callable(getattr(adapter, m, None))]
+
+
+IGNORE_INDEX = -100  # transformers' ignored label
+
+
+def config_fixed(adapter):
+    """The BertConfig fields `adapter` fixes, {field: value} (empty by default)."""
+    return dict(getattr(adapter, "config_fixed", {}))
+
+
+def inputs_lacking(adapter):
+    """The optional inputs `adapter`'s forward does not take (none by default)."""
+    return tuple(getattr(adapter, "inputs_lacking", ()))
+
+
+def ignore_index(adapter, head):
+    """The label `adapter`'s `head` leaves out of its loss: its `ignore_index` (an int, or a mapping from the heads
+    that differ), -100 by default."""
+    value = getattr(adapter, "ignore_index", IGNORE_INDEX)
+    return value.get(head, IGNORE_INDEX) if isinstance(value, dict) else value
+
+
+def narrowing(adapter, head):
+    """What the strategies draw for `adapter`'s `head`: keyword arguments of `conformance.strategies.cases`."""
+    return {"fixed": config_fixed(adapter), "lacking": inputs_lacking(adapter),
+            "ignore_index": ignore_index(adapter, head)}
