@@ -16,7 +16,6 @@ from hypothesis import Phase, core, given, seed, settings
 from reference import BertSpec, ReferenceInputError
 from reference import heads as ref_heads
 
-from .check import expected_refusal, raised_by_harness
 from .compare import Comparison, compare, tolerance
 
 
@@ -106,7 +105,9 @@ def compare_with_reference(check, case, adapter, target):
     """Compare every output the reference produces for `case` with transformers'. Returns a list of Comparisons.
 
     A known difference that holds for the installed version either loosens the named outputs to another dtype's
-    tolerance or, if transformers raises as that difference predicts, ends the comparison as explained.
+    tolerance or, if transformers raises as that difference predicts, ends the comparison as explained. An output
+    compared at a looser tolerance than the target dtype's own is explained by that known difference (the
+    comparison carries its id in `explained`), whether or not its error needed the looser tolerance.
     """
     known = [k for k in check.known if k.holds(adapter)]
     try:  # the implementation gets its own copy: what it writes into its inputs cannot reach the reference
@@ -118,60 +119,43 @@ def compare_with_reference(check, case, adapter, target):
         raise
     expected = flatten(shared_reference_outputs(case, weights, adapter))
     actual = flatten(actual)
-    overrides = {key: dtype for k in known for key, dtype in k.tolerance_dtype.items()}
+    own = tolerance(target.dtype, target.device)
+    loosened = {}  # output -> (known difference id, tolerance): loosen an output to another dtype's, never tighten
+    for k in known:
+        for key, dtype in k.tolerance_dtype.items():
+            loose = tolerance(dtype, target.device)
+            if loose.rtol > max(own.rtol, loosened.get(key, (None, own))[1].rtol):
+                loosened[key] = (k.id, loose)
     results = []
     for key, value in expected.items():
         if key not in actual:
             results.append(Comparison(key, False, np.inf, f"{key}: transformers returned no such output"))
             continue
-        # a known difference may loosen an output to another dtype's tolerance, never tighten it
-        candidates = (target.dtype, overrides.get(key.split(".")[0], target.dtype))
-        tol = max((tolerance(d, target.device) for d in candidates), key=lambda t: t.rtol)
-        results.append(compare(key, actual[key], value, tol, exact_zeros=key.startswith("loss_grad")))
+        why, tol = loosened.get(key.split(".")[0], ("", own))
+        result = compare(key, actual[key], value, tol, exact_zeros=key.startswith("loss_grad"))
+        result.explained = why
+        results.append(result)
     return results
 
 
-def refusals(reference_call, implementation_call, adapter=None, compare_computed=None):
-    """Run both calls: (expected, actual, None) when both return, else (None, None, [Comparison, ...]).
-
-    The reference refuses with ReferenceInputError, which states the refusal it expects: an exception class and,
-    where stable, a message pattern, for the implementation's release (`check.expected_refusal`, through
-    `adapter.has`). The "refusal" comparison holds when both refused and the implementation's exception is that
-    refusal (any exception where the reference states none). An exception raised by the harness or the adapter
-    (`check.raised_by_harness`) is no refusal: it is raised out of the check, which records an error. With
-    `compare_computed(actual, expected) -> [Comparison]`, what both sides computed before one refused (a
-    ReferenceInputError's `computed`, an implementation exception's `computed` attribute, or all a side returned)
-    is compared over the steps both have."""
+def refusals(reference_call, implementation_call):
+    """Run both calls: (expected, actual, None) when both return, else (None, None, [a "refusal" Comparison]) that
+    holds when both refused (the reference with ReferenceInputError, the implementation with any exception, whose
+    type and first line go into the message)."""
     ref_error = impl_error = None
     try:
         expected = reference_call()
     except ReferenceInputError as exc:
-        ref_error, expected = exc, exc.computed
+        ref_error, expected = f"ReferenceInputError: {exc}", None
     try:
         actual = implementation_call()
-    except Exception as exc:  # a refusal by the implementation, unless the harness or the adapter raised it
-        if raised_by_harness(exc, adapter):
-            raise
-        impl_error, actual = exc, getattr(exc, "computed", None)
+    except Exception as exc:  # any refusal by the implementation counts; its type goes into the message
+        impl_error, actual = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}", None
     if ref_error is None and impl_error is None:
         return expected, actual, None
-    results = []
-    if compare_computed is not None and expected is not None and actual is not None:
-        steps = min(len(expected), len(actual))
-        results += compare_computed(actual[:steps], expected[:steps]) if steps else []
-    want = expected_refusal(ref_error, adapter) if ref_error is not None else None
-    ok = ref_error is not None and impl_error is not None and (want is None or want.matches(impl_error))
-    message = (f"implementation: {_described(impl_error)}; reference: {_described(ref_error)}"
-               + (f"; expected {want}" if want is not None else ""))
-    results.append(Comparison("refusal", ok, 0.0, "" if ok else message))
-    return None, None, results
-
-
-def _described(exc):
-    """An exception's type and the first line of its message, or 'returned a result'."""
-    if exc is None:
-        return "returned a result"
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+    ok = ref_error is not None and impl_error is not None
+    message = f"implementation: {impl_error or 'returned a result'}; reference: {ref_error or 'returned a result'}"
+    return None, None, [Comparison("refusal", ok, 0.0, "" if ok else message)]
 
 
 def run_check(check, adapter, case, target):
@@ -228,8 +212,9 @@ def group_seed(check, hypothesis_settings):
 
 def new_stats():
     """What a check's test records: examples run, the largest error/tolerance of a passing comparison, the explained
-    differences seen, and the last failure (kind, case, message, ratio): Hypothesis replays the shrunk failing
-    example last, so the failure stashed last is the minimal one."""
+    differences seen (the ids of comparisons that held as explained: a known difference's refusal, or an output
+    compared at a looser tolerance than the dtype's own), and the last failure (kind, case, message, ratio):
+    Hypothesis replays the shrunk failing example last, so the failure stashed last is the minimal one."""
     return {"examples": 0, "worst": 0.0, "explained": set(), "failure": None}
 
 
@@ -246,6 +231,7 @@ def _count(stats, results):
     stats["examples"] += 1
     stats["worst"] = max([stats["worst"]] + [r.ratio for r in results if r.ok])
     stats["explained"].update(r.message[len("explained: "):] for r in results if r.message.startswith("explained"))
+    stats["explained"].update(r.explained for r in results if r.ok and r.explained)
 
 
 def _failed(check, target, adapter, case, stats, results=None, exc=None):

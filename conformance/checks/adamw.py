@@ -8,7 +8,7 @@ from reference import optim
 
 from ..case import SubjectCase
 from ..check import Check
-from ..compare import Comparison, compare, tolerance
+from ..compare import Comparison, compare, rounding, tolerance
 from ..runner import refusals
 from ..strategies import SEED_FIELDS, header, seed_of
 
@@ -62,19 +62,40 @@ def run_adamw(adapter, case, target):
 
 
 def adamw_steps(adapter, case, target):
-    """After every step: parameters, first and second moments equal the reference update of the variant; where a
-    side refuses (the refusal the reference expects, see `runner.refusals`), the steps before it still compare."""
+    """After every step: parameters, first and second moments, and the step's update of the parameters, equal the
+    reference update of the variant, each at its own scale."""
+    expected, actual, refusal = refusals(lambda: reference_adamw(case), lambda: run_adamw(adapter, case, target))
+    if refusal:
+        return refusal
     tol = tolerance(target.dtype, target.device)
+    results = [compare(f"step {t + 1} {key}[{i}]", a, e, tol)
+               for t, (got, want) in enumerate(zip(actual, expected))
+               for key in ("params", "exp_avg", "exp_avg_sq")
+               for i, (a, e) in enumerate(zip(got[key], want[key]))]
+    return results + update_comparisons(case.params["params"], actual, expected, target.dtype, tol)
 
-    def steps(actual, expected):
-        return [compare(f"step {t + 1} {key}[{i}]", a, e, tol)
-                for t, (got, want) in enumerate(zip(actual, expected))
-                for key in ("params", "exp_avg", "exp_avg_sq")
-                for i, (a, e) in enumerate(zip(got[key], want[key]))]
 
-    expected, actual, refusal = refusals(lambda: reference_adamw(case), lambda: run_adamw(adapter, case, target),
-                                         adapter, steps)
-    return refusal or steps(actual, expected)
+def update_comparisons(initial, actual, expected, dtype, tol):
+    """Each step's update of each parameter, `after - before`, at the update's own scale: a step of lr 1e-4 is seen
+    at ~1e-8 in float32, not under the parameter's 1e-4. Besides the tolerance at that scale it may differ by what
+    storing the parameter adds (`update_rounding`)."""
+    results = []
+    before_actual = before_expected = [np.asarray(p, dtype=np.float64) for p in initial]
+    for t, (got, want) in enumerate(zip(actual, expected)):
+        for i, (a, e) in enumerate(zip(got["params"], want["params"])):
+            results.append(compare(f"step {t + 1} update[{i}]", a - before_actual[i], e - before_expected[i], tol,
+                                   floor=update_rounding(dtype, t + 1, before_expected[i], e)))
+        before_actual, before_expected = got["params"], want["params"]
+    return results
+
+
+def update_rounding(dtype, step, before, after):
+    """What storing the parameters adds to a step's update (elementwise), in roundings at the parameter's size: the
+    implementation's weight decay (torch's `mul_` by 1 - lr * wd, itself rounded to `dtype`: two; transformers'
+    `add_`: one) and its Adam term (`addcdiv_`: one), so at most three per step, and at step 1 one more, where
+    `before` is the float64 value it converted; the float64 reference's two per step."""
+    size = np.maximum(np.abs(before), np.abs(after))
+    return rounding(dtype, 4 if step == 1 else 3, size) + rounding("float64", 2, size)
 
 
 @st.composite
