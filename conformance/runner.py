@@ -16,6 +16,7 @@ from hypothesis import Phase, core, given, seed, settings
 from reference import BertSpec, ReferenceInputError
 from reference import heads as ref_heads
 
+from .check import expected_refusal, raised_by_harness
 from .compare import Comparison, compare, tolerance
 
 
@@ -138,24 +139,47 @@ def compare_with_reference(check, case, adapter, target):
     return results
 
 
-def refusals(reference_call, implementation_call):
-    """Run both calls: (expected, actual, None) when both return, else (None, None, [a "refusal" Comparison]) that
-    holds when both refused (the reference with ReferenceInputError, the implementation with any exception, whose
-    type and first line go into the message)."""
+def refusals(reference_call, implementation_call, adapter=None, compare_computed=None):
+    """Run both calls: (expected, actual, None) when both return, else (None, None, [Comparison, ...]).
+
+    The reference refuses with ReferenceInputError, which states the refusal it expects: an exception class and,
+    where stable, a message pattern, for the implementation's release (`check.expected_refusal`, through
+    `adapter.has`). The "refusal" comparison holds when both refused and the implementation's exception is that
+    refusal (any exception where the reference states none). An exception raised by the harness or the adapter
+    (`check.raised_by_harness`) is no refusal: it is raised out of the check, which records an error. With
+    `compare_computed(actual, expected) -> [Comparison]`, what both sides computed before one refused (a
+    ReferenceInputError's `computed`, an implementation exception's `computed` attribute, or all a side returned)
+    is compared over the steps both have."""
     ref_error = impl_error = None
     try:
         expected = reference_call()
     except ReferenceInputError as exc:
-        ref_error, expected = f"ReferenceInputError: {exc}", None
+        ref_error, expected = exc, exc.computed
     try:
         actual = implementation_call()
-    except Exception as exc:  # any refusal by the implementation counts; its type goes into the message
-        impl_error, actual = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}", None
+    except Exception as exc:  # a refusal by the implementation, unless the harness or the adapter raised it
+        if raised_by_harness(exc, adapter):
+            raise
+        impl_error, actual = exc, getattr(exc, "computed", None)
     if ref_error is None and impl_error is None:
         return expected, actual, None
-    ok = ref_error is not None and impl_error is not None
-    message = f"implementation: {impl_error or 'returned a result'}; reference: {ref_error or 'returned a result'}"
-    return None, None, [Comparison("refusal", ok, 0.0, "" if ok else message)]
+    results = []
+    if compare_computed is not None and expected is not None and actual is not None:
+        steps = min(len(expected), len(actual))
+        results += compare_computed(actual[:steps], expected[:steps]) if steps else []
+    want = expected_refusal(ref_error, adapter) if ref_error is not None else None
+    ok = ref_error is not None and impl_error is not None and (want is None or want.matches(impl_error))
+    message = (f"implementation: {_described(impl_error)}; reference: {_described(ref_error)}"
+               + (f"; expected {want}" if want is not None else ""))
+    results.append(Comparison("refusal", ok, 0.0, "" if ok else message))
+    return None, None, results
+
+
+def _described(exc):
+    """An exception's type and the first line of its message, or 'returned a result'."""
+    if exc is None:
+        return "returned a result"
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
 
 
 def run_check(check, adapter, case, target):

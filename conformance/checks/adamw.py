@@ -63,16 +63,20 @@ def run_adamw(adapter, case, target):
 
 def adamw_steps(adapter, case, target):
     """After every step: parameters, first and second moments, and the step's update of the parameters, equal the
-    reference update of the variant, each at its own scale."""
-    expected, actual, refusal = refusals(lambda: reference_adamw(case), lambda: run_adamw(adapter, case, target))
-    if refusal:
-        return refusal
+    reference update of the variant, each at its own scale; where a side refuses (the refusal the reference expects,
+    see `runner.refusals`), the steps before it still compare."""
     tol = tolerance(target.dtype, target.device)
-    results = [compare(f"step {t + 1} {key}[{i}]", a, e, tol)
-               for t, (got, want) in enumerate(zip(actual, expected))
-               for key in ("params", "exp_avg", "exp_avg_sq")
-               for i, (a, e) in enumerate(zip(got[key], want[key]))]
-    return results + update_comparisons(case.params["params"], actual, expected, target.dtype, tol)
+
+    def steps(actual, expected):
+        results = [compare(f"step {t + 1} {key}[{i}]", a, e, tol)
+                   for t, (got, want) in enumerate(zip(actual, expected))
+                   for key in ("params", "exp_avg", "exp_avg_sq")
+                   for i, (a, e) in enumerate(zip(got[key], want[key]))]
+        return results + update_comparisons(case.params["params"], actual, expected, target.dtype, tol)
+
+    expected, actual, refusal = refusals(lambda: reference_adamw(case), lambda: run_adamw(adapter, case, target),
+                                         adapter, steps)
+    return refusal or steps(actual, expected)
 
 
 def update_comparisons(initial, actual, expected, dtype, tol):
