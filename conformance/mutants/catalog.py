@@ -427,6 +427,8 @@ _TOKCLS_LOSS = "            loss = loss_fct(logits.view(-1, self.num_labels), la
 _SDPA_IS_CAUSAL_4 = "True if self.is_decoder and not is_cross_attention and attention_mask is None and tgt_len > 1"
 _SELF_OUTPUT = ("class BertSelfOutput(nn.Module):\n    def __init__(self, config):\n        super().__init__()\n"
                 "        self.dense = nn.Linear(config.hidden_size, config.hidden_size)\n")
+_POOLER_INIT = ("class BertPooler(nn.Module):\n    def __init__(self, config):\n        super().__init__()\n"
+                "        self.dense = nn.Linear(config.hidden_size, config.hidden_size)\n")
 _LOWER = "                if self.do_lower_case:\n                    token = token.lower()\n"
 _PAIR = "        return cls + token_ids_0 + sep + token_ids_1 + sep\n"
 _SINGLE = "            return [self.cls_token_id] + token_ids_0 + [self.sep_token_id]\n"
@@ -507,7 +509,12 @@ PATH_MUTANTS = [
            "            loss_fct = CrossEntropyLoss(reduction=\"sum\")\n"
            + _TOKCLS_LOSS.replace("labels.view(-1))", "labels.view(-1)) / labels.numel()"),
            "metamorphic.padding_invariance.token_classification", ">=5.0", path="metamorphic"),
-    # --- checkpoint: the real checkpoint's tokenizer (slow vs fast, structure, round trip) ----------------------
+    # --- checkpoint: the real checkpoint's weights and tokenizer (slow vs fast, structure, round trip) ----------
+    Mutant("encoder.pooler_renamed", "encoder",
+           "the pooler's Linear renamed (dense -> linear) in a refactor: the checkpoint's pooler weights no longer "
+           "land, and a non-strict load leaves them at their random init", MODELING_BERT, _POOLER_INIT,
+           _POOLER_INIT.replace("self.dense = nn.Linear", "self.linear = nn.Linear")
+           + "        self.dense = lambda x: self.linear(x)\n", "checkpoint.weights", ">=4.4", path="checkpoint"),
     Mutant("tokenizer.lower_case_dropped", "tokenizer",
            "the slow tokenizer never lower-cases (do_lower_case only strips accents)", TOKENIZATION_BERT_LEGACY,
            _LOWER, _LOWER.replace("token.lower()", "token"), "checkpoint.tokenizer", ">=5.0"),
