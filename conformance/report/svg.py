@@ -109,7 +109,8 @@ def heat_map(rows, columns, values, boundaries, bounds):
     for column, label, title, marked in boundaries:
         x = LABEL_W + CELL_W * column - 0.5
         parts.append(f'<g class="boundary"><title>{_e(title)}</title>'
-                     f'<line x1="{x}" x2="{x}" y1="{HEAD_H}" y2="{bottom + 4}" stroke="#7b2ff7" '
+                     f'<line x1="{x}" x2="{x}" y1="{HEAD_H}" y2="{bottom + 4}" stroke="#fff" stroke-width="3"/>'
+                     f'<line x1="{x}" x2="{x}" y1="{HEAD_H}" y2="{bottom + 4}" stroke="#7b2ff7" stroke-width="1.5" '
                      f'stroke-dasharray="3,2"/><text x="{x}" y="{bottom + 14}" text-anchor="middle" '
                      f'class="blabel">{_e(label)}</text>'
                      + "".join(f'<rect x="{x - 2}" y="{HEAD_H + CELL_H * i}" width="4" height="{CELL_H - 1}" '
