@@ -18,6 +18,7 @@ from reference import heads as ref_heads
 
 from .check import expected_refusal, raised_by_harness
 from .compare import Comparison, compare, tolerance
+from .port import IGNORE_INDEX, ignore_index
 
 
 class Clock:
@@ -43,6 +44,8 @@ def _reference_outputs(case, weights, adapter):
         kwargs["loss_uses_attention_mask"] = not adapter.has("token-classification-loss-ignores-only-labels")
     if case.num_items_in_batch is not None:
         kwargs["num_items_in_batch"] = case.num_items_in_batch
+    if case.labels and ignore_index(adapter, case.head) != IGNORE_INDEX:  # a port rule: its own ignored label
+        kwargs["ignore_index"] = ignore_index(adapter, case.head)
     return ref_heads.HEADS[case.head](weights, spec, **kwargs)
 
 

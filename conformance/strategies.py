@@ -113,10 +113,10 @@ def corner(grid, batch, length, choices=None):
     return grid.reshape(MAX_BATCH, MAX_CHOICES, MAX_LENGTH)[:batch, :choices, :length].reshape(-1, length)
 
 
-def class_labels(raw, num_classes, level):
-    """Class indices in [0, num_classes) from bytes; with ignore `level` k, bytes >= 256 - 64k are -100 (ignored), so
-    any density, all-ignored included (k = 4)."""
-    return np.where(raw >= 256 - 64 * level, IGNORE, raw % num_classes).astype(np.int64)
+def class_labels(raw, num_classes, level, ignore=IGNORE):
+    """Class indices in [0, num_classes) from bytes; with ignore `level` k, bytes >= 256 - 64k are `ignore` (-100,
+    or the port's ignored label), so any density, all-ignored included (k = 4)."""
+    return np.where(raw >= 256 - 64 * level, ignore, raw % num_classes).astype(np.int64)
 
 
 def qa_positions(raw, length):
@@ -133,7 +133,7 @@ def regression_values(raw2):
 
 @st.composite
 def cases(draw, head, activations, labels="class", num_labels=None, is_decoder=False, problem_type=None,
-          label_dtype=np.int64, with_num_items=False):
+          label_dtype=np.int64, with_num_items=False, fixed=None, lacking=(), ignore_index=IGNORE):
     """A Case for `head`. `labels` says which label rule to reach:
 
     none | class (per-example class index, -100 allowed) | tokens (per-position, -100 allowed) |
@@ -142,7 +142,8 @@ def cases(draw, head, activations, labels="class", num_labels=None, is_decoder=F
     Inputs: input_ids, and each optionally: right padding (first token always real), token types, explicit
     positions. The choices: one header (the config's fields, the case's, the weight seed's four bytes), then one
     byte string per array (drawn whether or not the header uses it, so the choices keep their places when the
-    shrinker turns an input off). Hypothesis copies a choice into another of the same size (the grids of ids,
+    shrinker turns an input off). A port's narrowing (`conformance.port.narrowing`): the config fields it `fixed`,
+    the inputs it is `lacking` (never drawn) and its `ignore_index` label. Hypothesis copies a choice into another of the same size (the grids of ids,
     token types and positions), which keeps the header, so the same model serves several examples.
     """
     multiple_choice = head == "BertForMultipleChoice"
@@ -151,7 +152,7 @@ def cases(draw, head, activations, labels="class", num_labels=None, is_decoder=F
     if multiple_choice:
         fields.append(("choices", MAX_CHOICES))
     h = header(draw, config_fields(activations, num_labels) + fields + SEED_FIELDS)
-    config = config_of(h, activations, num_labels, is_decoder, problem_type)
+    config = dict(config_of(h, activations, num_labels, is_decoder, problem_type), **(fixed or {}))
     batch, length = 1 + h["batch"], 1 + h["length"]
     choices = 1 + h["choices"] if multiple_choice else None
     rows = MAX_BATCH * (MAX_CHOICES if multiple_choice else 1)
@@ -163,7 +164,7 @@ def cases(draw, head, activations, labels="class", num_labels=None, is_decoder=F
         inputs["attention_mask"] = (np.arange(length)[None, :] < (1 + n % length)[:, None]).astype(np.int64)
     if h["token_types"]:
         inputs["token_type_ids"] = corner(types, batch, length, choices) % config["type_vocab_size"]
-    if h["positions"]:
+    if h["positions"] and "position_ids" not in lacking:
         inputs["position_ids"] = corner(positions, batch, length, choices) % MAX_POSITIONS
     if multiple_choice:
         inputs = {k: v.reshape(batch, choices, length) for k, v in inputs.items()}
@@ -176,15 +177,16 @@ def cases(draw, head, activations, labels="class", num_labels=None, is_decoder=F
         label_arrays = {}
     elif labels == "class":
         classes = 2 if head == "BertForNextSentencePrediction" else num_classes
-        label_arrays = {"labels": class_labels(byte_values(draw, MAX_BATCH)[:batch], classes, level).astype(label_dtype)}
+        raw = byte_values(draw, MAX_BATCH)[:batch]
+        label_arrays = {"labels": class_labels(raw, classes, level, ignore_index).astype(label_dtype)}
     elif labels == "tokens":
         classes = vocab if head in ("BertForMaskedLM", "BertLMHeadModel") else config["num_labels"]
         grid = byte_grid(draw, MAX_BATCH)[:batch, :length]
-        label_arrays = {"labels": class_labels(grid, classes, level).astype(label_dtype)}
+        label_arrays = {"labels": class_labels(grid, classes, level, ignore_index).astype(label_dtype)}
     elif labels == "pretraining":
         grid, per_example = byte_grid(draw, MAX_BATCH)[:batch, :length], byte_values(draw, MAX_BATCH)[:batch]
-        label_arrays = {"labels": class_labels(grid, vocab, level),
-                        "next_sentence_label": class_labels(per_example, 2, level)}
+        label_arrays = {"labels": class_labels(grid, vocab, level, ignore_index),
+                        "next_sentence_label": class_labels(per_example, 2, level, ignore_index)}
     elif labels == "regression":  # two bytes per value, up to MAX_LABELS values per example
         n = config["num_labels"]
         raw = byte_values(draw, MAX_BATCH * MAX_LABELS * 2).reshape(MAX_BATCH, MAX_LABELS, 2)[:batch, :n]

@@ -2,7 +2,8 @@
 
 Each head returns a dict named like the transformers output (`logits`, `prediction_logits`, `start_logits`, ...)
 plus `last_hidden_state`; given labels it adds `loss` and `loss_grad`, a dict from each logits name to
-d(loss)/d(logits). Weights are named like the head's transformers `state_dict` (encoder under `bert.`).
+d(loss)/d(logits). Weights are named like the head's transformers `state_dict` (encoder under `bert.`). The heads
+with a cross-entropy loss take `ignore_index`, the label it leaves out (-100, transformers' rule, by default).
 """
 
 import numpy as np
@@ -39,9 +40,9 @@ def _with_loss(out, loss, grads):
 
 
 def pretraining(weights, spec, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                labels=None, next_sentence_label=None):
+                labels=None, next_sentence_label=None, ignore_index=losses.IGNORE_INDEX):
     """BertForPreTraining: MLM prediction head on every position, NSP on the pooled output; the loss, only when both
-    `labels` and `next_sentence_label` are given, is their sum."""
+    `labels` and `next_sentence_label` are given, is their sum (labels equal to `ignore_index` left out)."""
     weights = as_float64(weights)
     hidden, pooled = bert_model(weights, spec, input_ids, attention_mask, token_type_ids, position_ids)
     out = {
@@ -51,21 +52,22 @@ def pretraining(weights, spec, input_ids, attention_mask=None, token_type_ids=No
     }
     if labels is None or next_sentence_label is None:
         return out
-    args = (out["prediction_logits"], out["seq_relationship_logits"], labels, next_sentence_label)
+    args = (out["prediction_logits"], out["seq_relationship_logits"], labels, next_sentence_label, ignore_index)
     grad_mlm, grad_nsp = losses.pretraining_loss_grad(*args)
     return _with_loss(out, losses.pretraining_loss(*args),
                       {"prediction_logits": grad_mlm, "seq_relationship_logits": grad_nsp})
 
 
-def masked_lm(weights, spec, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None):
+def masked_lm(weights, spec, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
+              ignore_index=losses.IGNORE_INDEX):
     """BertForMaskedLM: the MLM prediction head on the encoder (no pooler); loss `losses.masked_lm_loss`."""
     weights = as_float64(weights)
     hidden, _ = bert_model(weights, spec, input_ids, attention_mask, token_type_ids, position_ids, add_pooling_layer=False)
     out = {"last_hidden_state": hidden, "logits": lm_prediction_head(hidden, weights, spec)}
     if labels is None:
         return out
-    return _with_loss(out, losses.masked_lm_loss(out["logits"], labels),
-                      {"logits": losses.masked_lm_loss_grad(out["logits"], labels)})
+    return _with_loss(out, losses.masked_lm_loss(out["logits"], labels, ignore_index=ignore_index),
+                      {"logits": losses.masked_lm_loss_grad(out["logits"], labels, ignore_index=ignore_index)})
 
 
 def causal_lm(weights, spec, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
@@ -81,7 +83,8 @@ def causal_lm(weights, spec, input_ids, attention_mask=None, token_type_ids=None
                       {"logits": losses.causal_lm_loss_grad(out["logits"], labels, num_items_in_batch)})
 
 
-def next_sentence(weights, spec, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None):
+def next_sentence(weights, spec, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
+                  ignore_index=losses.IGNORE_INDEX):
     """BertForNextSentencePrediction: a [hidden, 2] linear layer on the pooled output; loss cross-entropy."""
     weights = as_float64(weights)
     hidden, pooled = bert_model(weights, spec, input_ids, attention_mask, token_type_ids, position_ids)
@@ -89,12 +92,12 @@ def next_sentence(weights, spec, input_ids, attention_mask=None, token_type_ids=
            "logits": linear(pooled, weights["cls.seq_relationship.weight"], weights["cls.seq_relationship.bias"])}
     if labels is None:
         return out
-    return _with_loss(out, losses.next_sentence_loss(out["logits"], labels),
-                      {"logits": losses.next_sentence_loss_grad(out["logits"], labels)})
+    return _with_loss(out, losses.next_sentence_loss(out["logits"], labels, ignore_index),
+                      {"logits": losses.next_sentence_loss_grad(out["logits"], labels, ignore_index)})
 
 
 def sequence_classification(weights, spec, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                            labels=None):
+                            labels=None, ignore_index=losses.IGNORE_INDEX):
     """BertForSequenceClassification: a [hidden, num_labels] linear layer on the pooled output; loss chosen by
     `losses.infer_problem_type` from num_labels, `spec.problem_type` and the label dtype."""
     weights = as_float64(weights)
@@ -103,12 +106,13 @@ def sequence_classification(weights, spec, input_ids, attention_mask=None, token
            "logits": linear(pooled, weights["classifier.weight"], weights["classifier.bias"])}
     if labels is None:
         return out
-    args = (out["logits"], labels, spec.problem_type)
+    args = (out["logits"], labels, spec.problem_type, ignore_index)
     return _with_loss(out, losses.sequence_classification_loss(*args),
                       {"logits": losses.sequence_classification_loss_grad(*args)})
 
 
-def multiple_choice(weights, spec, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None):
+def multiple_choice(weights, spec, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
+                    ignore_index=losses.IGNORE_INDEX):
     """BertForMultipleChoice: [B, C, L] inputs are flattened to [B * C, L], each scored by a [hidden, 1] linear layer
     on its pooled output, and the scores reshaped to [B, C] (`losses.multiple_choice_logits`); loss cross-entropy."""
     input_ids = np.asarray(input_ids)
@@ -128,12 +132,12 @@ def multiple_choice(weights, spec, input_ids, attention_mask=None, token_type_id
     out = {"last_hidden_state": hidden, "logits": losses.multiple_choice_logits(scores, num_choices)}
     if labels is None:
         return out
-    return _with_loss(out, losses.multiple_choice_loss(out["logits"], labels),
-                      {"logits": losses.multiple_choice_loss_grad(out["logits"], labels)})
+    return _with_loss(out, losses.multiple_choice_loss(out["logits"], labels, ignore_index),
+                      {"logits": losses.multiple_choice_loss_grad(out["logits"], labels, ignore_index)})
 
 
 def token_classification(weights, spec, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                         labels=None, loss_uses_attention_mask=False):
+                         labels=None, loss_uses_attention_mask=False, ignore_index=losses.IGNORE_INDEX):
     """BertForTokenClassification: a [hidden, num_labels] linear layer on every position (no pooler); loss
     `losses.token_classification_loss`, which with `loss_uses_attention_mask` also ignores padded positions."""
     weights = as_float64(weights)
@@ -142,8 +146,9 @@ def token_classification(weights, spec, input_ids, attention_mask=None, token_ty
     if labels is None:
         return out
     mask = attention_mask if loss_uses_attention_mask else None
-    return _with_loss(out, losses.token_classification_loss(out["logits"], labels, mask),
-                      {"logits": losses.token_classification_loss_grad(out["logits"], labels, mask)})
+    return _with_loss(out, losses.token_classification_loss(out["logits"], labels, mask, ignore_index=ignore_index),
+                      {"logits": losses.token_classification_loss_grad(out["logits"], labels, mask,
+                                                                       ignore_index=ignore_index)})
 
 
 def question_answering(weights, spec, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,

@@ -149,31 +149,32 @@ def _regression_pair(logits, labels):
     return logits, labels
 
 
-def sequence_classification_loss(logits, labels, problem_type=None):
+def sequence_classification_loss(logits, labels, problem_type=None, ignore_index=IGNORE_INDEX):
     """Loss of BertForSequenceClassification on [B, num_labels] logits, by problem type (see `infer_problem_type`):
-    regression is MSE, single-label is cross-entropy with -100 ignored, multi-label is BCE with logits."""
+    regression is MSE, single-label is cross-entropy with `ignore_index` (-100) ignored, multi-label is BCE with
+    logits."""
     kind = infer_problem_type(logits.shape[-1], labels, problem_type)
     if kind == REGRESSION:
         return mse(*_regression_pair(logits, labels))
     if kind == SINGLE_LABEL:
-        return cross_entropy(logits, np.asarray(labels).reshape(-1))
+        return cross_entropy(logits, np.asarray(labels).reshape(-1), ignore_index)
     return bce_with_logits(logits, labels)
 
 
-def sequence_classification_loss_grad(logits, labels, problem_type=None):
+def sequence_classification_loss_grad(logits, labels, problem_type=None, ignore_index=IGNORE_INDEX):
     """Gradient of `sequence_classification_loss` with respect to the [B, num_labels] logits."""
     kind = infer_problem_type(logits.shape[-1], labels, problem_type)
     if kind == REGRESSION:
         return mse_grad(*_regression_pair(logits, labels)).reshape(logits.shape)
     if kind == SINGLE_LABEL:
-        return cross_entropy_grad(logits, np.asarray(labels).reshape(-1))
+        return cross_entropy_grad(logits, np.asarray(labels).reshape(-1), ignore_index)
     return bce_with_logits_grad(logits, labels)
 
 
 # --- per-token classification: token classification, masked LM, causal LM ------------------------------------
 
 
-def _token_labels(logits, labels, attention_mask):
+def _token_labels(logits, labels, attention_mask, ignore_index=IGNORE_INDEX):
     labels = np.asarray(labels)
     if labels.shape != logits.shape[:-1]:
         raise ReferenceInputError(f"labels shape {labels.shape} does not match logits shape {logits.shape[:-1]}",
@@ -181,33 +182,36 @@ def _token_labels(logits, labels, attention_mask):
     if attention_mask is not None and np.shape(attention_mask) != labels.shape:
         raise ReferenceInputError(f"attention_mask shape {np.shape(attention_mask)} != labels shape {labels.shape}")
     if attention_mask is not None and np.issubdtype(labels.dtype, np.integer):
-        labels = np.where(np.asarray(attention_mask) == 1, labels, IGNORE_INDEX)
+        labels = np.where(np.asarray(attention_mask) == 1, labels, ignore_index)
     return logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
 
 
-def token_classification_loss(logits, labels, attention_mask=None, num_items_in_batch=None):
-    """Cross-entropy over all [B, L] positions whose label is not -100.
+def token_classification_loss(logits, labels, attention_mask=None, num_items_in_batch=None,
+                              ignore_index=IGNORE_INDEX):
+    """Cross-entropy over all [B, L] positions whose label is not `ignore_index` (-100).
 
     With `attention_mask` (the rule of old transformers releases) positions whose mask is not 1 are ignored too.
     """
-    flat_logits, flat_labels = _token_labels(logits, labels, attention_mask)
-    return cross_entropy(flat_logits, flat_labels, num_items_in_batch=num_items_in_batch)
+    flat_logits, flat_labels = _token_labels(logits, labels, attention_mask, ignore_index)
+    return cross_entropy(flat_logits, flat_labels, ignore_index, num_items_in_batch)
 
 
-def token_classification_loss_grad(logits, labels, attention_mask=None, num_items_in_batch=None):
+def token_classification_loss_grad(logits, labels, attention_mask=None, num_items_in_batch=None,
+                                   ignore_index=IGNORE_INDEX):
     """Gradient of `token_classification_loss` with respect to the [B, L, C] logits."""
-    flat_logits, flat_labels = _token_labels(logits, labels, attention_mask)
-    return cross_entropy_grad(flat_logits, flat_labels, num_items_in_batch=num_items_in_batch).reshape(logits.shape)
+    flat_logits, flat_labels = _token_labels(logits, labels, attention_mask, ignore_index)
+    return cross_entropy_grad(flat_logits, flat_labels, ignore_index, num_items_in_batch).reshape(logits.shape)
 
 
-def masked_lm_loss(prediction_logits, labels, num_items_in_batch=None):
-    """Cross-entropy of [B, L, V] token predictions against [B, L] labels, over positions whose label is not -100."""
-    return token_classification_loss(prediction_logits, labels, num_items_in_batch=num_items_in_batch)
+def masked_lm_loss(prediction_logits, labels, num_items_in_batch=None, ignore_index=IGNORE_INDEX):
+    """Cross-entropy of [B, L, V] token predictions against [B, L] labels, over positions whose label is not
+    `ignore_index` (-100)."""
+    return token_classification_loss(prediction_logits, labels, None, num_items_in_batch, ignore_index)
 
 
-def masked_lm_loss_grad(prediction_logits, labels, num_items_in_batch=None):
+def masked_lm_loss_grad(prediction_logits, labels, num_items_in_batch=None, ignore_index=IGNORE_INDEX):
     """Gradient of `masked_lm_loss` with respect to the [B, L, V] logits."""
-    return token_classification_loss_grad(prediction_logits, labels, num_items_in_batch=num_items_in_batch)
+    return token_classification_loss_grad(prediction_logits, labels, None, num_items_in_batch, ignore_index)
 
 
 def shift_labels(labels):
@@ -232,14 +236,15 @@ def causal_lm_loss_grad(logits, labels, num_items_in_batch=None):
 # --- sentence-level classification: NSP, multiple choice, pre-training ---------------------------------------
 
 
-def next_sentence_loss(seq_relationship_logits, next_sentence_label):
-    """Cross-entropy of [B, 2] logits against [B] labels (0: B follows A, 1: B is random), -100 ignored."""
-    return cross_entropy(seq_relationship_logits, np.asarray(next_sentence_label).reshape(-1))
+def next_sentence_loss(seq_relationship_logits, next_sentence_label, ignore_index=IGNORE_INDEX):
+    """Cross-entropy of [B, 2] logits against [B] labels (0: B follows A, 1: B is random), `ignore_index` (-100)
+    ignored."""
+    return cross_entropy(seq_relationship_logits, np.asarray(next_sentence_label).reshape(-1), ignore_index)
 
 
-def next_sentence_loss_grad(seq_relationship_logits, next_sentence_label):
+def next_sentence_loss_grad(seq_relationship_logits, next_sentence_label, ignore_index=IGNORE_INDEX):
     """Gradient of `next_sentence_loss` with respect to the [B, 2] logits."""
-    return cross_entropy_grad(seq_relationship_logits, np.asarray(next_sentence_label).reshape(-1))
+    return cross_entropy_grad(seq_relationship_logits, np.asarray(next_sentence_label).reshape(-1), ignore_index)
 
 
 def multiple_choice_logits(choice_scores, num_choices):
@@ -250,26 +255,29 @@ def multiple_choice_logits(choice_scores, num_choices):
     return choice_scores.reshape(-1, num_choices)
 
 
-def multiple_choice_loss(reshaped_logits, labels):
-    """Cross-entropy of the [B, C] reshaped logits against [B] choice indices, -100 ignored."""
-    return cross_entropy(reshaped_logits, labels)
+def multiple_choice_loss(reshaped_logits, labels, ignore_index=IGNORE_INDEX):
+    """Cross-entropy of the [B, C] reshaped logits against [B] choice indices, `ignore_index` (-100) ignored."""
+    return cross_entropy(reshaped_logits, labels, ignore_index)
 
 
-def multiple_choice_loss_grad(reshaped_logits, labels):
+def multiple_choice_loss_grad(reshaped_logits, labels, ignore_index=IGNORE_INDEX):
     """Gradient of `multiple_choice_loss` with respect to the [B, C] reshaped logits."""
-    return cross_entropy_grad(reshaped_logits, labels)
+    return cross_entropy_grad(reshaped_logits, labels, ignore_index)
 
 
-def pretraining_loss(prediction_logits, seq_relationship_logits, labels, next_sentence_label):
+def pretraining_loss(prediction_logits, seq_relationship_logits, labels, next_sentence_label,
+                     ignore_index=IGNORE_INDEX):
     """BertForPreTraining: masked_lm_loss + next_sentence_loss, plain sum (no weighting)."""
-    return masked_lm_loss(prediction_logits, labels) + next_sentence_loss(seq_relationship_logits, next_sentence_label)
+    return (masked_lm_loss(prediction_logits, labels, ignore_index=ignore_index)
+            + next_sentence_loss(seq_relationship_logits, next_sentence_label, ignore_index))
 
 
-def pretraining_loss_grad(prediction_logits, seq_relationship_logits, labels, next_sentence_label):
+def pretraining_loss_grad(prediction_logits, seq_relationship_logits, labels, next_sentence_label,
+                          ignore_index=IGNORE_INDEX):
     """(gradient wrt prediction_logits, gradient wrt seq_relationship_logits) of `pretraining_loss`."""
     return (
-        masked_lm_loss_grad(prediction_logits, labels),
-        next_sentence_loss_grad(seq_relationship_logits, next_sentence_label),
+        masked_lm_loss_grad(prediction_logits, labels, ignore_index=ignore_index),
+        next_sentence_loss_grad(seq_relationship_logits, next_sentence_label, ignore_index),
     )
 
 

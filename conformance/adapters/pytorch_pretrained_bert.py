@@ -5,13 +5,13 @@ optional capabilities. It builds seven heads and the encoder (the package has no
 and declares how the package differs from transformers' rules, as port attributes the strategies and the reference
 read:
 
-- `config_fixed`: every `BertLayerNorm` is built with eps 1e-12 (the package's BertConfig has no `layer_norm_eps`);
+- `config_fixed`: every `BertLayerNorm` is built with eps 1e-12 (the package's BertConfig has no `layer_norm_eps`),
+  and `BertForSequenceClassification` always computes single-label cross-entropy, num_labels == 1 included (no
+  regression, no multi-label): its `problem_type` is fixed at "single_label_classification";
 - `inputs_lacking`: the forward methods take no `position_ids` (positions are always 0..L-1);
 - `ignore_index`: the pre-training, masked-LM and next-sentence losses ignore label -1
   (`CrossEntropyLoss(ignore_index=-1)`); the sequence-classification, multiple-choice and token-classification losses
   use `CrossEntropyLoss()`'s -100;
-- `problem_types`: `BertForSequenceClassification` always computes single-label cross-entropy, num_labels == 1
-  included (no regression, no multi-label);
 - `has(change_id)`: the package predates every release of the drift catalog and follows the old rule of each (the
   token-classification loss skips positions whose attention mask is not 1, ...).
 
@@ -53,10 +53,9 @@ class PytorchPretrainedBertAdapter:
     heads = ("BertModel", "BertForPreTraining", "BertForMaskedLM", "BertForNextSentencePrediction",
              "BertForSequenceClassification", "BertForMultipleChoice", "BertForTokenClassification",
              "BertForQuestionAnswering")
-    config_fixed = {"layer_norm_eps": 1e-12}
+    config_fixed = {"layer_norm_eps": 1e-12, "problem_type": "single_label_classification"}
     inputs_lacking = ("position_ids",)
     ignore_index = {"BertForPreTraining": -1, "BertForMaskedLM": -1, "BertForNextSentencePrediction": -1}
-    problem_types = ("single_label_classification",)
     MODELS_KEPT = 256
 
     def __init__(self):
@@ -93,11 +92,10 @@ class PytorchPretrainedBertAdapter:
 
     def _refuse_unsupported(self, case):
         """A case this port cannot express (the strategies never draw one for it) is refused, not approximated."""
-        config = case.config
-        if config.get("layer_norm_eps", 1e-12) != 1e-12:
-            raise ValueError(f"{self!r} fixes layer_norm_eps at 1e-12, the case has {config['layer_norm_eps']}")
-        if config.get("is_decoder") or config.get("problem_type"):
-            raise ValueError(f"{self!r} has no is_decoder and no problem_type")
+        differ = {k: case.config[k] for k, v in self.config_fixed.items() if case.config.get(k, v) != v}
+        if differ or case.config.get("is_decoder"):
+            raise ValueError(f"{self!r} fixes {self.config_fixed} and has no decoder; the case has "
+                             f"{differ or 'is_decoder'}")
         lacking = [k for k in case.inputs if k in self.inputs_lacking]
         if lacking:
             raise ValueError(f"{self!r} takes no {', '.join(lacking)}")

@@ -1,13 +1,14 @@
 """The BERT encoder (`BertModel`) against the reference: embeddings, attention masks, every activation, pooler."""
 
 from ..check import SDPA_FLOAT64_CAUSAL_MASK, Check, activations
+from ..port import narrowing
 from ..strategies import cases
 
 
 def model_cases(head, **kw):
     """adapter -> the model cases of `head` (see `conformance.strategies.cases`) over the activations both sides
-    know."""
-    return lambda adapter: cases(head, activations(adapter), **kw)
+    know, narrowed to what the adapter's port supports (`conformance.port.narrowing`)."""
+    return lambda adapter: cases(head, activations(adapter), **kw, **narrowing(adapter, head))
 
 
 CHECKS = [

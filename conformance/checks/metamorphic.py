@@ -8,6 +8,7 @@ from reference.losses import shift_labels
 from ..case import Case, logit_keys
 from ..check import Check
 from ..compare import Tolerance, compare, tolerance
+from ..port import ignore_index
 from .encoder import model_cases
 
 
@@ -21,8 +22,8 @@ def _tol(target):
 
 
 def padding_invariance(adapter, case, target, extra=2):
-    """Appending `extra` padded positions (attention mask 0, label -100) changes neither the outputs at the real
-    positions nor the loss."""
+    """Appending `extra` padded positions (attention mask 0, the ignored label: -100 or the port's) changes neither the
+    outputs at the real positions nor the loss."""
     batch, length = case.inputs["input_ids"].shape
     mask = case.inputs.get("attention_mask", np.ones((batch, length), dtype=np.int64))
 
@@ -31,7 +32,8 @@ def padding_invariance(adapter, case, target, extra=2):
 
     inputs = {k: pad(v, 1 % case.config["vocab_size"] if k == "input_ids" else 0) for k, v in case.inputs.items()}
     inputs["attention_mask"] = pad(mask, 0)
-    padded = Case(case.head, case.config, case.weights_seed, inputs, {"labels": pad(case.labels["labels"], -100)})
+    labels = {"labels": pad(case.labels["labels"], ignore_index(adapter, case.head))}
+    padded = Case(case.head, case.config, case.weights_seed, inputs, labels)
     a, b = _run(adapter, case, target), _run(adapter, padded, target)
     real = mask.astype(bool)
     return [compare("logits[real positions]", b["logits"][:, :length][real], a["logits"][real], _tol(target)),
@@ -58,7 +60,8 @@ def choice_permutation(adapter, case, target):
     inputs = {k: v[:, perm] for k, v in case.inputs.items()}
     inverse = np.argsort(perm)
     labels = case.labels["labels"]
-    new_labels = np.where(labels == -100, -100, inverse[np.clip(labels, 0, None)]).astype(labels.dtype)
+    ignored = ignore_index(adapter, case.head)
+    new_labels = np.where(labels == ignored, ignored, inverse[np.clip(labels, 0, None)]).astype(labels.dtype)
     permuted = Case(case.head, case.config, case.weights_seed, inputs, {"labels": new_labels})
     a, b = _run(adapter, case, target), _run(adapter, permuted, target)
     return [compare("logits", b["logits"], a["logits"][:, perm], _tol(target)),
@@ -73,12 +76,12 @@ def eval_determinism(adapter, case, target):
 
 
 def ignored_zero_grad(adapter, case, target):
-    """Positions whose label is -100 (for the causal LM: the label they are scored against after the shift, and the
-    last position) get exactly zero gradient of the loss with respect to their logits."""
+    """Positions whose label is ignored (-100, or the port's; for the causal LM: the label they are scored against after
+    the shift, and the last position) get exactly zero gradient of the loss with respect to their logits."""
     out = _run(adapter, case, target, grad=True)
     labels = case.labels["labels"]
     scored = shift_labels(labels) if case.head == "BertLMHeadModel" else labels
-    ignored = scored == -100
+    ignored = scored == ignore_index(adapter, case.head)
     grad = out["loss_grad"]["logits"][ignored]
     return [compare("loss_grad.logits[ignored]", grad, np.zeros_like(grad), Tolerance(0.0, 0.0))]
 
