@@ -113,7 +113,7 @@ def compare_with_reference(check, case, adapter, target):
     compared at a looser tolerance than the target dtype's own is explained by that known difference (the
     comparison carries its id in `explained`), whether or not its error needed the looser tolerance.
     """
-    known = [k for k in check.known if k.holds(adapter)]
+    known = [k for k in check.known if k.applies(adapter, case, target)]
     try:  # the implementation gets its own copy: what it writes into its inputs cannot reach the reference
         actual, weights = adapter.run(case.copy(), target.attn, target.device, target.dtype)
     except Exception as exc:  # an explained refusal is data, anything else is a failure

@@ -22,10 +22,22 @@ from packaging.version import Version
 
 from ..case import Case, draw_weights, logit_keys
 from ..drift import CHANGES_BY_ID
-from .torch_models import (TINY, TORCH_DTYPES, BuiltModel, available_devices, forward, read_only, recall, structure,
+from .torch_models import (TINY, BuiltModel, available_devices, forward, read_only, recall, structure,
                            to_numpy)
 from .transformers_checkpoint import CheckpointMethods
 from .transformers_training import TrainingMethods
+
+
+def fresh(config, built):
+    """Put `config` back as it was built (`built`: its attributes then): forward() writes into the config (the
+    problem type it infers from the first labels it sees), and a cached model is reused across cases, each of
+    which a user would run on a model of its own."""
+    attributes = vars(config)
+    for key in set(attributes) - set(built):
+        del attributes[key]
+    for key, value in built.items():
+        if key not in attributes or attributes[key] != value:
+            attributes[key] = copy.deepcopy(value)
 
 
 class TransformersAdapter(TrainingMethods, CheckpointMethods):
@@ -98,6 +110,7 @@ class TransformersAdapter(TrainingMethods, CheckpointMethods):
         while len(models) >= self.MODELS_KEPT:
             models.popitem(last=False)
         models[key] = built = BuiltModel((model if device == "cpu" else model.to(device)).eval())
+        built.fresh_config = copy.deepcopy(vars(model.config))  # the config as built, before any forward
         return built
 
     def _construct(self, head, bert_config):
@@ -167,8 +180,7 @@ class TransformersAdapter(TrainingMethods, CheckpointMethods):
                         lambda: draw_weights(built.shapes, case.weights_seed))
         built.load(drawn)
         model = built.model
-        if hasattr(model.config, "problem_type"):  # forward() writes the inferred problem type back into the config
-            model.config.problem_type = case.config.get("problem_type")
+        fresh(model.config, built.fresh_config)
 
         def held():
             arrays = drawn if dtype == "float64" else built.read(drawn)
@@ -181,11 +193,10 @@ class TransformersAdapter(TrainingMethods, CheckpointMethods):
         labels `loss` and `loss_grad` (d loss / d each logits output, via autograd). `bare_seconds` accumulates the
         time spent in the forward and autograd calls themselves (what `bert-conformance bench` calls the floor)."""
         model, weights = self.build(case, attn, device, dtype)
-        # contiguous copies: BertForMultipleChoice .view()s its inputs, which fails on strided tensors
+        # contiguous copies: BertForMultipleChoice .view()s its inputs, which fails on strided tensors; labels as
+        # numpy gives them (a private copy, no dtype cast), as a user passes them
         kwargs = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in case.inputs.items()}
-        for k, v in case.labels.items():
-            t = torch.from_numpy(np.ascontiguousarray(v))
-            kwargs[k] = (t.to(TORCH_DTYPES[dtype]) if t.is_floating_point() else t).to(device)
+        kwargs.update({k: torch.from_numpy(np.array(v, order="C")).to(device) for k, v in case.labels.items()})
         if case.num_items_in_batch is not None:
             kwargs["num_items_in_batch"] = case.num_items_in_batch
         start = time.perf_counter()

@@ -2,17 +2,31 @@
 int32-label rules, and the causal LM's `num_items_in_batch` normalisation."""
 
 import numpy as np
+from hypothesis import strategies as st
 
-from ..check import CAUSAL_LOSS_FLOAT32, Check, KnownDifference
+from ..check import CAUSAL_LOSS_FLOAT32, Check, KnownDifference, activations
+from ..strategies import cases
 from .encoder import model_cases
 
 INT32_LABELS_REFUSED = KnownDifference(
     "int32-class-labels-refused",
-    "transformers infers single_label_classification for int32 labels, but torch's cross_entropy only takes "
-    "int64 targets, so the forward raises; the reference computes the cross-entropy of the same class indices.",
-    holds=lambda adapter: True,
-    raises=r"expected .*(Long|scalar type).*(Int|int)",
+    "transformers infers single_label_classification for int32 labels (num_labels > 1), and passes them unchanged to "
+    "torch's cross_entropy, which takes only int64 (or uint8) targets: the forward raises this RuntimeError, in every "
+    "release checked (4.4.2 to 5.24.0: no release casts the labels); the reference computes the cross-entropy of the "
+    "same class indices. With num_labels == 1 (regression) transformers computes, and the numbers are compared.",
+    holds=lambda adapter: adapter.name == "transformers",
+    raises=r"^RuntimeError: (expected target dtype to be Long or Byte, but got Int|expected scalar type Long but found "
+           r"Int)$",
+    cases=lambda case: case.config["num_labels"] > 1 and case.config.get("problem_type") in (
+        None, "single_label_classification"),
 )
+
+
+def int32_label_cases(adapter):
+    """Sequence classification with int32 class labels: num_labels 1 (regression, computed) or 2-5 (refused)."""
+    head = "BertForSequenceClassification"
+    return st.one_of(*(cases(head, activations(adapter), labels="class", num_labels=n, label_dtype=np.int32)
+                       for n in (None, 1)))
 
 
 def needs_problem_type(adapter):
@@ -50,7 +64,6 @@ CHECKS = [
           model_cases("BertForSequenceClassification", labels="class", problem_type="single_label_classification"),
           every_attention=False, applies=needs_problem_type),
     Check("loss.sequence_classification.int32_labels", "loss", "BertForSequenceClassification",
-          "int32 class labels select single-label classification",
-          model_cases("BertForSequenceClassification", labels="class", label_dtype=np.int32),
-          known=(INT32_LABELS_REFUSED,), every_attention=False),
+          "int32 class labels: single-label classification (num_labels > 1), regression (num_labels == 1)",
+          int32_label_cases, known=(INT32_LABELS_REFUSED,), every_attention=False),
 ]
