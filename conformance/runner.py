@@ -17,7 +17,7 @@ from reference import BertSpec, ReferenceInputError
 from reference import heads as ref_heads
 
 from .check import expected_refusal, raised_by_harness
-from .compare import Comparison, compare, tolerance
+from .compare import EPS, Comparison, compare, conditioned, tolerance
 from .port import IGNORE_INDEX, ignore_index
 
 
@@ -111,7 +111,9 @@ def compare_with_reference(check, case, adapter, target):
     A known difference that holds for the installed version either loosens the named outputs to another dtype's
     tolerance or, if transformers raises as that difference predicts, ends the comparison as explained. An output
     compared at a looser tolerance than the target dtype's own is explained by that known difference (the
-    comparison carries its id in `explained`), whether or not its error needed the looser tolerance.
+    comparison carries its id in `explained`), whether or not its error needed the looser tolerance. An output that
+    misses its tolerance is judged by the case's own rounding sensitivity (`sensitivity`, `compare.conditioned`):
+    within the stated multiple of it, it holds as explained ("ill-conditioned case"), never as a pass.
     """
     known = [k for k in check.known if k.applies(adapter, case, target)]
     try:  # the implementation gets its own copy: what it writes into its inputs cannot reach the reference
@@ -139,7 +141,34 @@ def compare_with_reference(check, case, adapter, target):
         result = compare(key, actual[key], value, tol, exact_zeros=key.startswith("loss_grad"))
         result.explained = why
         results.append(result)
+    if not all(r.ok for r in results) and target.dtype in EPS:
+        moved = sensitivity(case, weights, adapter, target.dtype)
+        for i, r in enumerate(results):
+            if not r.ok and r.key in actual:
+                tol = loosened.get(r.key.split(".")[0], ("", own))[1]
+                results[i] = conditioned(r, actual[r.key], expected[r.key], tol, moved[r.key],
+                                         exact_zeros=r.key.startswith("loss_grad"))
     return results
+
+
+SENSITIVITY_DRAWS = 2
+
+
+def sensitivity(case, weights, adapter, dtype, draws=SENSITIVITY_DRAWS):
+    """The case's rounding sensitivity, per flattened output and element: the most the reference's outputs move
+    when every floating-point weight is moved by eps(`dtype`) of itself, each in a random direction (`draws`
+    seeded draws), as rounding the weights to `dtype` could move them."""
+    base = flatten(shared_reference_outputs(case, weights, adapter))
+    moved = {key: np.zeros_like(value, dtype=np.float64) for key, value in base.items()}
+    for draw in range(draws):
+        rng = np.random.default_rng(draw)
+        perturbed = {name: w * (1 + EPS[dtype] * rng.choice((-1.0, 1.0), size=np.shape(w)))
+                     if np.issubdtype(np.asarray(w).dtype, np.floating) else w for name, w in weights.items()}
+        out = flatten(reference_outputs(case, perturbed, adapter))
+        with np.errstate(invalid="ignore"):  # NaN or infinite outputs move by NaN: no sensitivity to speak of
+            for key in moved:
+                moved[key] = np.fmax(moved[key], np.abs(out[key] - base[key]))
+    return moved
 
 
 def refusals(reference_call, implementation_call, adapter=None, compare_computed=None):

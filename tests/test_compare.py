@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from hypothesis import find, settings
 
+from conformance.adapters.transformers import TransformersAdapter
 from conformance.case import SubjectCase
 from conformance.check import CAUSAL_LOSS_FLOAT32
 from conformance.checks.adamw import adamw_steps
-from conformance.compare import TOLERANCES, Tolerance, compare, output_scale, rounding
+from conformance.compare import EPS, TOLERANCES, Tolerance, compare, conditioned, output_scale, rounding
 from conformance.registry import CHECKS_BY_ID
-from conformance.runner import run_check, screen
+from conformance.runner import reference_outputs, run_check, screen
 from conformance.targets import Target
 from reference import optim
 
@@ -187,7 +188,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope="module")
 def adapter():
-    from conformance.adapters.transformers import TransformersAdapter
     return TransformersAdapter()
 
 
@@ -222,3 +222,56 @@ def test_the_record_of_a_loosened_cell_says_explained(tmp_path, adapter):
         assert record["outcome"] == "explained" and record["explained"] == [CAUSAL_LOSS_FLOAT32.id]
     else:
         assert record["outcome"] == "pass" and record["explained"] == []
+
+
+# --- a missed comparison judged by the case's own rounding sensitivity -------------------------------------------
+
+def test_conditioned_explains_an_error_within_its_multiple_of_the_sensitivity():
+    expected = np.array([1.0, 2.0, 3.0])
+    actual = expected + np.array([0.0, 5e-4, 0.0])
+    missed = compare("logits", actual, expected, F32)
+    assert not missed.ok
+    judged = conditioned(missed, actual, expected, F32, np.array([1e-7, 1e-4, 1e-7]))
+    assert judged.ok and judged.ratio <= 1
+    assert judged.explained == "ill-conditioned case: sensitivity 0.0001, error 0.0005"
+    assert conditioned(missed, actual, expected, F32, np.array([1e-7, 1e-5, 1e-7])) is missed  # 50x its sensitivity
+    assert conditioned(missed, actual, expected, F32, np.full(3, 1e-4)) is not missed
+
+
+def test_conditioned_never_excuses_a_leak_at_an_ignored_position():
+    expected, actual = np.array([0.0, 1.0]), np.array([1e-9, 1.0])
+    missed = compare("loss_grad.logits", actual, expected, F32, exact_zeros=True)
+    assert conditioned(missed, actual, expected, F32, np.ones(2), exact_zeros=True) is missed
+
+
+class ReferenceAtRoundedWeights(TransformersAdapter):
+    """An 'implementation' that is the float64 reference on its weights moved `times` as far as the sensitivity's
+    first draw moves them: its error is `times` that draw's effect."""
+
+    def __init__(self, times):
+        super().__init__()
+        self.times = times
+
+    def run(self, case, attn="eager", device="cpu", dtype="float64", grad=True):
+        _, weights = super().run(case, attn, device, dtype, grad)
+        rng = np.random.default_rng(0)  # the sensitivity's first draw
+        moved = {k: w * (1 + self.times * EPS[dtype] * rng.choice((-1.0, 1.0), size=np.shape(w)))
+                 if np.issubdtype(np.asarray(w).dtype, np.floating) else w for k, w in weights.items()}
+        return reference_outputs(case, moved, self), weights
+
+
+@pytest.mark.harness
+def test_a_missed_comparison_within_the_sensitivity_is_explained_and_beyond_it_fails(monkeypatch):
+    """With float32's tolerance made far tighter than rounding (as an ill-conditioned case makes it), an error of 3x
+    the measured sensitivity holds as explained by the ill-conditioned case; 30x fails. Never a pass."""
+    check = CHECKS_BY_ID["head.masked_lm"]
+    profile = settings(max_examples=2, database=None, deadline=None, derandomize=True)
+    case = find(check.strategy(ReferenceAtRoundedWeights(3)), lambda c: bool(c.labels), settings=profile)
+    assert all(r.ok and not r.explained for r in run_check(check, ReferenceAtRoundedWeights(3), case, CPU32))
+    monkeypatch.setitem(TOLERANCES, "float32", Tolerance(1e-15, 1e-15))
+    within = run_check(check, ReferenceAtRoundedWeights(3), case, CPU32)
+    assert all(r.ok for r in within)
+    assert all(r.explained.startswith("ill-conditioned case: sensitivity ") for r in within)
+    assert {"logits", "loss", "loss_grad.logits"} <= {r.key for r in within}
+    beyond = run_check(check, ReferenceAtRoundedWeights(30), case, CPU32)
+    assert not all(r.ok for r in beyond)
