@@ -118,7 +118,7 @@ def test_version_ranges_select():
 @NEWEST_ONLY
 def test_subsets():
     quick = mutants.select(subset="quick")
-    assert len(quick) >= 5 and len({m.area for m in quick}) >= 5
+    assert len(quick) >= 5 and len({m.area for m in quick}) >= 5 and len({m.path for m in quick}) >= 4
     assert all(m.applies_to(VERSION) and not m.equivalent for m in quick)
     assert [m.area for m in mutants.select(area="tying")] == ["tying"] * len(mutants.select(area="tying"))
     assert [m.id for m in mutants.select(only=["head.qa_clamp"])] == ["head.qa_clamp"]

@@ -533,9 +533,11 @@ MUTANTS += PATH_MUTANTS
 MUTANTS_BY_ID = {m.id: m for m in MUTANTS}
 assert len(MUTANTS_BY_ID) == len(MUTANTS), "mutant ids must be unique"
 
-# The CI subset: five mutants from five areas whose checks are quick to start and kill at the first examples; about
-# 25 s each on 2 busy cores (CI runs it with --no-baseline: its main pytest run already passes these checks).
+# The CI subset: mutants from five areas and four paths (eager-float64, subject, sdpa, float32, error) whose checks
+# are quick to start and kill at the first examples (CI runs it with --no-baseline: its main pytest run already
+# passes these checks).
 SUBSETS = {
     "quick": ("encoder.token_type_dropped", "head.qa_loss_sum", "loss.num_items_ignored",
-              "schedule.inverse_sqrt_shift", "masking.unselected_labels_kept"),
+              "schedule.inverse_sqrt_shift", "masking.unselected_labels_kept", "encoder.sdpa_dropout_in_eval",
+              "loss.causal_lm_bfloat16", "masking.probability_unchecked"),
 }
