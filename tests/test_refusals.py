@@ -163,3 +163,22 @@ def test_steps_computed_before_a_refusal_are_compared():
     _, _, results = refusals(_refuses(computed=[1.0, 2.0]), _raises(ZeroDivisionError("division by zero")),
                              compare_computed=lambda a, e: [])
     assert [r.key for r in results] == ["refusal"]  # the implementation computed nothing: nothing to compare
+
+
+def test_int32_labels_compare_numbers_where_transformers_computes_and_explain_only_its_exact_refusal():
+    from conformance.checks.losses import INT32_LABELS_REFUSED
+    from conformance.runner import run_check
+
+    check = CHECKS_BY_ID["loss.sequence_classification.int32_labels"]
+    regression = find(check.strategy(ADAPTER), lambda case: case.config["num_labels"] == 1,
+                      settings=settings(database=None, max_examples=200))
+    assert not INT32_LABELS_REFUSED.applies(ADAPTER, regression, CPU64)
+    results = run_check(check, ADAPTER, regression, CPU64)
+    assert {"loss", "logits"} <= {r.key for r in results} and all(r.ok and not r.message for r in results)
+    single = find(check.strategy(ADAPTER), lambda case: case.config["num_labels"] > 1,
+                  settings=settings(database=None, max_examples=200))
+    assert INT32_LABELS_REFUSED.applies(ADAPTER, single, CPU64)
+    assert [r.message for r in run_check(check, ADAPTER, single, CPU64)] == ["explained: int32-class-labels-refused"]
+    assert INT32_LABELS_REFUSED.explains(RuntimeError("expected target dtype to be Long or Byte, but got Int"))
+    assert not INT32_LABELS_REFUSED.explains(RuntimeError("expected target dtype to be Long or Byte, but got Double"))
+    assert not INT32_LABELS_REFUSED.explains(ValueError("expected target dtype to be Long or Byte, but got Int"))
