@@ -16,6 +16,7 @@ from reference.activations import ACTIVATIONS
 
 from .case import Case
 from .drift import CHANGES
+from .port import refusals
 
 HARNESS = os.path.dirname(os.path.abspath(__file__))  # conformance/: the harness and its adapters
 
@@ -117,10 +118,13 @@ def raised_by_harness(exc, adapter=None):
 def expected_refusal(reference_error, adapter=None):
     """The refusal the implementation's release should make where the reference raised `reference_error`: the
     `Refusal` the reference states (its newest rule), or the one a drift change records for releases before it
-    (`Change.refused_before`, asked through `adapter.has`). None where the reference states none."""
+    (`Change.refused_before`, asked through `adapter.has`), or the port's own (`conformance.port.refusals`). None
+    where the reference states none."""
     expected = getattr(reference_error, "expected", None)
     if expected is None or adapter is None:
         return expected
+    if expected.kind in refusals(adapter):
+        return refusals(adapter)[expected.kind]
     for change in CHANGES:
         before = change.refused_before.get(expected.kind)
         if before is not None and not adapter.has(change.id):

@@ -30,6 +30,8 @@ Narrowing and port rules (optional attributes; the defaults are transformers' ow
 - `inputs_lacking`: the optional inputs its forward does not take (e.g. `("position_ids",)`); never drawn.
 - `ignore_index`: the label its losses leave out, an int or {head: int} for the heads that differ from -100; the
   strategies draw it for ignored labels and the reference ignores it.
+- `refusals`: {refusal kind: `reference.errors.Refusal`} for bad input it refuses otherwise than the reference
+  expects (another exception class or message); error checks expect the port's own (`check.expected_refusal`).
 """
 
 from dataclasses import dataclass
@@ -137,6 +139,11 @@ def ignore_index(adapter, head):
     that differ), -100 by default."""
     value = getattr(adapter, "ignore_index", IGNORE_INDEX)
     return value.get(head, IGNORE_INDEX) if isinstance(value, dict) else value
+
+
+def refusals(adapter):
+    """The refusals `adapter` makes instead of the reference's, {kind: Refusal} (none by default)."""
+    return dict(getattr(adapter, "refusals", {}))
 
 
 def narrowing(adapter, head):

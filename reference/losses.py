@@ -15,7 +15,7 @@ LABEL_DTYPE = Refusal("label-dtype", ("RuntimeError",), r"expected (target dtype
 LABEL_SHAPE = Refusal("label-shape", ("ValueError",), r"Expected input batch_size \(\d+\) to match target batch_size")
 LABEL_RANGE = Refusal("label-out-of-range", ("IndexError",), r"Target -?\d+ is out of bounds")
 # the masked rule (`attention_mask` given) broadcasts the mask against the labels first (torch.where)
-MASKED_LABEL_SHAPE = Refusal("label-shape", ("ValueError", "RuntimeError"),
+MASKED_LABEL_SHAPE = Refusal("masked-label-shape", ("ValueError", "RuntimeError"),
                              r"Expected input batch_size|The size of tensor a \(\d+\) must match the size of tensor b")
 
 IGNORE_INDEX = -100

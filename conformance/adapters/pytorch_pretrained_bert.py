@@ -12,6 +12,8 @@ read:
 - `ignore_index`: the pre-training, masked-LM and next-sentence losses ignore label -1
   (`CrossEntropyLoss(ignore_index=-1)`); the sequence-classification, multiple-choice and token-classification losses
   use `CrossEntropyLoss()`'s -100;
+- `refusals`: under that masked token-classification rule, labels of the wrong shape meet the mask in a boolean
+  index (`labels.view(-1)[active_loss]`): IndexError, where transformers' `torch.where` raised a RuntimeError;
 - `has(change_id)`: the package predates every release of the drift catalog and follows the old rule of each (the
   token-classification loss skips positions whose attention mask is not 1, ...).
 
@@ -27,6 +29,8 @@ import numpy as np
 import pytorch_pretrained_bert
 import torch
 from pytorch_pretrained_bert import modeling
+
+from reference.errors import Refusal
 
 from ..case import Case, draw_weights, logit_keys
 from ..drift import CHANGES_BY_ID
@@ -56,6 +60,8 @@ class PytorchPretrainedBertAdapter:
     config_fixed = {"layer_norm_eps": 1e-12, "problem_type": "single_label_classification"}
     inputs_lacking = ("position_ids",)
     ignore_index = {"BertForPreTraining": -1, "BertForMaskedLM": -1, "BertForNextSentencePrediction": -1}
+    refusals = {"masked-label-shape": Refusal("masked-label-shape", ("IndexError",), r"The shape of the mask \[\d+\] "
+                                              r"at index 0 does not match the shape of the indexed tensor")}
     MODELS_KEPT = 256
 
     def __init__(self):
@@ -147,9 +153,9 @@ class PytorchPretrainedBertAdapter:
     def run(self, case: Case, attn="eager", device="cpu", dtype="float64", grad=True):
         """The forward pass in eval mode: the head's outputs, `last_hidden_state`, and with labels `loss` and, with
         `grad`, `loss_grad` (d loss / d each logits output). Inputs and labels are copied (the QA loss clamps its
-        positions in place)."""
+        positions in place), and contiguous (BertForMultipleChoice .view()s them)."""
         model, weights = self.build(case, attn, device, dtype)
-        kwargs = {k: torch.tensor(np.array(v)).to(device) for k, v in case.inputs.items()}
+        kwargs = {k: torch.tensor(np.ascontiguousarray(v)).to(device) for k, v in case.inputs.items()}
         names = LABEL_ARGUMENTS.get(case.head, {})
         for k, v in case.labels.items():
             t = torch.tensor(np.array(v))

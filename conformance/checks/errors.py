@@ -10,6 +10,7 @@ from reference import ReferenceInputError
 from ..case import SubjectCase
 from ..check import Check, activations
 from ..compare import Comparison
+from ..port import narrowing
 from ..runner import reference_outputs, refusals
 from ..strategies import cases
 from .adamw import adamw_cases, run_adamw, reference_adamw
@@ -80,7 +81,8 @@ def masking_refuses(adapter, case, target):
 
 def _label_check(how, name, head, labels):
     return Check(f"errors.{how}.{name}", "errors", head, f"labels {how.replace('_', ' ')}: both must refuse",
-                 lambda adapter: corrupted(cases(head, activations(adapter), labels=labels), how),
+                 lambda adapter: corrupted(cases(head, activations(adapter), labels=labels, **narrowing(adapter, head)),
+                                           how),
                  kind="error", prop=both_refuse, every_attention=False, cpu_only=True)
 
 

@@ -5,6 +5,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from ..check import CAUSAL_LOSS_FLOAT32, Check, KnownDifference, activations
+from ..port import config_fixed, narrowing
 from ..strategies import cases
 from .encoder import model_cases
 
@@ -13,34 +14,44 @@ INT32_LABELS_REFUSED = KnownDifference(
     "transformers infers single_label_classification for int32 labels (num_labels > 1), and passes them unchanged to "
     "torch's cross_entropy, which takes only int64 (or uint8) targets: the forward raises this RuntimeError, in every "
     "release checked (4.4.2 to 5.24.0: no release casts the labels); the reference computes the cross-entropy of the "
-    "same class indices. With num_labels == 1 (regression) transformers computes, and the numbers are compared.",
-    holds=lambda adapter: adapter.name == "transformers",
+    "same class indices. With num_labels == 1 (regression) transformers computes, and the numbers are compared. "
+    "pytorch-pretrained-bert always computes cross-entropy (problem_type fixed at single-label), so refuses too.",
+    holds=lambda adapter: adapter.name in ("transformers", "pytorch-pretrained-bert"),
     raises=r"^RuntimeError: (expected target dtype to be Long or Byte, but got Int|expected scalar type Long but found "
            r"Int)$",
-    cases=lambda case: case.config["num_labels"] > 1 and case.config.get("problem_type") in (
-        None, "single_label_classification"),
+    cases=lambda case: case.config.get("problem_type") == "single_label_classification" or (
+        case.config["num_labels"] > 1 and case.config.get("problem_type") is None),
 )
 
 
 def int32_label_cases(adapter):
     """Sequence classification with int32 class labels: num_labels 1 (regression, computed) or 2-5 (refused)."""
     head = "BertForSequenceClassification"
-    return st.one_of(*(cases(head, activations(adapter), labels="class", num_labels=n, label_dtype=np.int32)
-                       for n in (None, 1)))
+    return st.one_of(*(cases(head, activations(adapter), labels="class", num_labels=n, label_dtype=np.int32,
+                             **narrowing(adapter, head)) for n in (None, 1)))
 
 
 def needs_problem_type(adapter):
     """None where the implementation's BertConfig has `problem_type`, else why a check needing it does not apply."""
     if adapter.has("sequence-classification-problem-type"):
         return None
-    return f"transformers {adapter.version}'s BertConfig has no problem_type"
+    return f"{adapter.name} {adapter.version}'s BertConfig has no problem_type"
 
 
 def takes_num_items(adapter):
     """None where the causal LM takes `num_items_in_batch`, else why the check does not apply."""
     if adapter.has("causal-lm-loss-function"):
         return None
-    return f"transformers {adapter.version}'s BertLMHeadModel takes no num_items_in_batch"
+    return f"{adapter.name} {adapter.version}'s BertLMHeadModel takes no num_items_in_batch"
+
+
+def one_label_regression(adapter):
+    """None where num_labels == 1 selects regression, else why the regression check does not apply: a port that
+    fixes `problem_type` (`conformance.port.config_fixed`) computes that loss for every num_labels."""
+    fixed = config_fixed(adapter).get("problem_type")
+    if fixed is None:
+        return None
+    return f"{adapter.name} {adapter.version} always computes {fixed} (no regression for num_labels == 1)"
 
 
 CHECKS = [
@@ -50,7 +61,8 @@ CHECKS = [
           known=(CAUSAL_LOSS_FLOAT32,), every_attention=False, applies=takes_num_items),
     Check("loss.sequence_classification.regression", "loss", "BertForSequenceClassification",
           "num_labels == 1: regression, MSE of the squeezed logits and labels ([B] or [B, 1] labels)",
-          model_cases("BertForSequenceClassification", labels="regression", num_labels=1), every_attention=False),
+          model_cases("BertForSequenceClassification", labels="regression", num_labels=1), every_attention=False,
+          applies=one_label_regression),
     Check("loss.sequence_classification.regression_multi", "loss", "BertForSequenceClassification",
           "problem_type='regression' with num_labels > 1: MSE over [B, num_labels]",
           model_cases("BertForSequenceClassification", labels="regression", problem_type="regression"),
