@@ -31,7 +31,7 @@ def write_reports(records_dir, out_dir, mutants_dir="reports"):
     `out_dir/mutants.md`. Returns the paths of the first two."""
     matrix = merge(*load_tree(str(records_dir)))
     paths = os.path.join(out_dir, "COMPATIBILITY.md"), os.path.join(out_dir, "index.html")
-    for path, text in zip(paths, (markdown(matrix), html(matrix))):
+    for path, text in zip(paths, (markdown(matrix, mutants_dir), html(matrix, mutants_dir=mutants_dir))):
         _write(path, text)
     for name, text in version_pages(matrix).items():
         _write(os.path.join(out_dir, name), text)

@@ -22,14 +22,14 @@ MAX_MAIN_BYTES = 60_000  # COMPATIBILITY.md's budget; tests hold the committed r
 VERSIONS_DIR = "versions"  # the per-version pages, next to COMPATIBILITY.md
 
 
-def markdown(matrix):
+def markdown(matrix, mutants_dir="reports"):
     """The compatibility report as GitHub-flavoured markdown: summary, outcome matrix per area, drift catalog,
     explained differences and a details section for every cell that is neither pass nor explained."""
     out = ["# Compatibility report", ""]
     if not matrix.columns:
         return "\n".join(out + ["No records found.", ""])
     out += _summary(matrix) + _matrix(matrix) + _drift() + _explained(matrix) + _details(matrix)
-    out += _mutants()
+    out += _mutants(mutants_dir)
     return "\n".join(out).rstrip() + "\n"
 
 
