@@ -59,7 +59,8 @@ class Port(Protocol):
 
 @dataclass(frozen=True)
 class Capability:
-    """An optional part of the contract: the methods an adapter offers for it, and the checks that need it."""
+    """An optional part of the contract: the members (methods, or attributes such as `collator_has_numpy`) an
+    adapter offers for it, and the checks that need it."""
 
     name: str
     description: str
@@ -67,10 +68,10 @@ class Capability:
     check_prefixes: Tuple[str, ...]
 
     def offered_by(self, adapter):
-        return all(callable(getattr(adapter, m, None)) for m in self.methods)
+        return not self.missing(adapter)
 
     def missing(self, adapter):
-        return [m for m in self.methods if not callable(getattr(adapter, m, None))]
+        return [m for m in self.methods if not hasattr(adapter, m)]
 
 
 CAPABILITIES = (

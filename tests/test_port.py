@@ -55,6 +55,15 @@ def test_every_check_has_a_home():
     assert {c.name for c in CAPABILITIES} == {"schedules", "adamw", "decay", "collator", "checkpoint"}
 
 
+def test_transformers_offers_everything():
+    """The complete adapter offers every capability and head: the contract names what the checks really use."""
+    from conformance.adapters.transformers import TransformersAdapter
+
+    adapter = TransformersAdapter()
+    assert [c.name for c in CAPABILITIES if not c.offered_by(adapter)] == []
+    assert [check.id for check in CHECKS if not_offered(adapter, check)] == []
+
+
 def test_not_offered_in_the_ports_words():
     port = TinyBert()
     assert not_offered(port, CHECKS_BY_ID["schedule.linear"]) == (
