@@ -28,14 +28,12 @@ FEW = settings(max_examples=2, database=None, deadline=None, derandomize=True, p
 
 
 class Lacking(TransformersAdapter):
-    """An adapter without the methods the refusal checks call on it (the AttributeError comes from its module)."""
+    """An adapter whose methods reach for a method it lacks (the AttributeError comes from its own module)."""
 
-    MISSING = ("run", "adamw", "mlm_collate", "lr_curve")
+    def run(self, *args, **kwargs):
+        return self.forward_pass(*args, **kwargs)
 
-    def __getattribute__(self, name):
-        if name in Lacking.MISSING:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        return super().__getattribute__(name)
+    adamw = mlm_collate = lr_curve = run
 
 
 class NotCallable(TransformersAdapter):
