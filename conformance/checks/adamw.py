@@ -124,7 +124,7 @@ def decay_grouping(adapter, case, target):
 
 def _offered(variant):
     def applies(adapter):
-        return None if variant in adapter.adamw_variants() else f"transformers {adapter.version} has no {variant}"
+        return None if variant in adapter.adamw_variants() else f"{adapter.name} {adapter.version} has no {variant}"
     return applies
 
 

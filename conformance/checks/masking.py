@@ -130,7 +130,7 @@ def _masking_checks(tensors):
     """The exact rule and the rates of DataCollatorForLanguageModeling returning `tensors` ("pt" or "np")."""
     def applies(adapter):
         if tensors == "np" and not adapter.collator_has_numpy:
-            return f"transformers {adapter.version}'s collator returns torch tensors only"
+            return f"{adapter.name} {adapter.version}'s collator returns torch tensors only"
         return None
 
     subject = f"DataCollatorForLanguageModeling({tensors})"
