@@ -105,7 +105,8 @@ def test_written_in_the_release_format(tf):
     """The directory holds config.json and the weight file this release's from_pretrained reads; a safetensors
     file reads back (with numpy) as the checkpoint's tensors."""
     directory = tf.save_checkpoint(files.tensors(), files.load().config)
-    assert tf.save_checkpoint(files.tensors(), files.load().config) == directory  # written once per process
+    assert tf.save_checkpoint(files.tensors(), files.load().config) == directory  # looked up once per process
+    assert TransformersAdapter().save_checkpoint(files.tensors(), files.load().config) == directory  # and shared
     names = {p.name for p in directory.iterdir()}
     if tf.has("from-pretrained-reads-safetensors"):
         assert names == {"config.json", "model.safetensors"}
@@ -146,10 +147,11 @@ def _renamed(old, new):
     ("checkpoint.encoder", "pooler_output: mismatched"),
     ("checkpoint.head.sequence_classification", "checkpoint parameters left missing"),
 ])
-def test_a_key_from_pretrained_skips_is_caught(tf, monkeypatch, check_id, match):
+def test_a_key_from_pretrained_skips_is_caught(tf, monkeypatch, tmp_path, check_id, match):
     """A renamed pooler key in the checkpoint: from_pretrained leaves the pooler as initialised (and only warns);
     the weights check, the encoder check and a head on the pooler fail."""
     tf.forget_checkpoint_models()
+    monkeypatch.setattr(tf, "checkpoint_root", tmp_path)  # the faulty checkpoint is written apart from the others
     monkeypatch.setattr(transformers_checkpoint, "write_weights",
                         _renamed("pooler.dense.weight", "pooler.dense.kernel"))
     check = next(c for c in CHECKS if c.id == check_id)

@@ -6,10 +6,10 @@ tokenizer classes (5.0 made `BertTokenizer` the tokenizers-backed class and kept
 what its loading report lists (4.x lists a tied decoder's alias as missing, ignores a checkpoint's pooler in heads
 without one)."""
 
-import atexit
 import collections
 import functools
 import gc
+import hashlib
 import importlib.util
 import json
 import shutil
@@ -100,21 +100,42 @@ class CheckpointMethods:
     def _checkpoint_directories(self):
         return {}
 
+    checkpoint_root = None  # where written checkpoints are kept; None: bert-conformance-checkpoints in the temp dir
+
     def save_checkpoint(self, tensors, config):
         """A pretrained directory holding `tensors` (float32 numpy by the names BertModel's state dict gives them)
         and `config.json` (`config`: BertConfig fields, plus model_type "bert"), in the format this release's
         `from_pretrained` reads: `model.safetensors` (metadata format "pt") where it reads safetensors
         (`has("from-pretrained-reads-safetensors")`), else `pytorch_model.bin` (`torch.save` of the state dict).
-        Written once per process for the same `tensors` object and config (a temporary directory, removed at
-        exit); returns its path."""
+
+        Kept under `checkpoint_root` by a digest of the format, the config and every tensor's name, dtype, shape
+        and bytes, so that the processes of a run (and later runs) write it once: written into a fresh folder, then
+        renamed into place (a reader never sees half a checkpoint). Within a process, looked up by the `tensors`
+        object and the config. Returns its path."""
         key = (id(tensors), json.dumps(config, sort_keys=True))
         kept = self._checkpoint_directories
         if key in kept and kept[key][0] is tensors:
             return kept[key][1]
-        directory = Path(tempfile.mkdtemp(prefix="bert-conformance-checkpoint-"))
-        atexit.register(shutil.rmtree, directory, True)
-        (directory / "config.json").write_text(json.dumps(dict(config, model_type="bert"), indent=1))
-        write_weights(directory, tensors, self.has("from-pretrained-reads-safetensors"))
+        safetensors = self.has("from-pretrained-reads-safetensors")
+        digest = hashlib.sha256(json.dumps([key[1], safetensors]).encode())
+        for name in sorted(tensors):
+            value = np.ascontiguousarray(tensors[name])
+            digest.update(f"{name}:{value.dtype.str}:{value.shape}".encode())
+            digest.update(value.tobytes())
+        root = Path(self.checkpoint_root or Path(tempfile.gettempdir()) / "bert-conformance-checkpoints")
+        directory = root / digest.hexdigest()[:24]
+        if not (directory / "config.json").is_file():
+            root.mkdir(parents=True, exist_ok=True)
+            partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=root))
+            try:
+                write_weights(partial, tensors, safetensors)
+                (partial / "config.json").write_text(json.dumps(dict(config, model_type="bert"), indent=1))
+                partial.rename(directory)
+            except OSError:
+                if not (directory / "config.json").is_file():  # not another process's rename that came first
+                    raise
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)
         kept[key] = (tensors, directory)
         return directory
 
@@ -169,8 +190,9 @@ class CheckpointMethods:
         return built
 
     def forget_checkpoint_models(self):
-        """Drop every kept checkpoint model and written directory: for whoever changed one's parameters other than
-        through `set_parameters`, or what is written (a test that plants a fault)."""
+        """Drop every kept checkpoint model and the process's lookup of written directories: for whoever changed a
+        model's parameters other than through `set_parameters`, or what is written (a test that plants a fault, with
+        its own `checkpoint_root`)."""
         self._checkpoint_models.clear()
         self._checkpoint_directories.clear()
         gc.collect()
