@@ -14,7 +14,7 @@ from html import escape
 from reference import ReferenceInputError, schedules
 
 from ..get_scheduler import get_scheduler_arguments
-from ..mutants.render import AREA_HEADERS, area_rows
+from ..mutants.render import AREA_HEADERS, PATH_HEADERS, area_rows, path_rows
 from ..records import OUTCOMES
 from .matrix import catalog, version_key
 from .svg import color_legend, curve_plot, heat_map
@@ -228,9 +228,14 @@ def mutation_section(directory="reports"):
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
     env, score = data["environment"], data["score"]
-    head = "".join(f'<th scope="col">{_e(h)}</th>' for h in AREA_HEADERS)
-    body = "".join("<tr>" + f'<th scope="row">{_e(row[0])}</th>' + "".join(f"<td>{_e(v)}</td>" for v in row[1:])
-                   + "</tr>" for row in area_rows(data))
+
+    def table(caption, headers, rows):
+        head = "".join(f'<th scope="col">{_e(h)}</th>' for h in headers)
+        body = "".join("<tr>" + f'<th scope="row">{_e(row[0])}</th>' + "".join(f"<td>{_e(v)}</td>" for v in row[1:])
+                       + "</tr>" for row in rows)
+        return (f'<table class="numbers"><caption>{caption}</caption><thead><tr>{head}</tr></thead>'
+                f"<tbody>{body}</tbody></table>") if rows else ""
+
     ratio = "n/a" if score.get("ratio") is None else f"{100 * score['ratio']:.0f}%"
     facts = [f"{env['max_examples']} examples" if env.get("max_examples") else "",
              f"wall time {data['wall_s']:.0f} s" if data.get("wall_s") is not None else ""]
@@ -239,6 +244,7 @@ def mutation_section(directory="reports"):
             f"<p>Bugs seeded one at a time into a copy of transformers {_e(env.get('transformers', '?'))}; each must "
             f"make a check fail. <b>Mutation score: {score['killed']}/{score['non_equivalent']} ({ratio})</b> of the "
             "applicable non-equivalent mutants killed" + (f" ({_e(facts)})" if facts else "")
-            + ". Every mutant is listed in the markdown report.</p>"
-            f'<table class="numbers"><caption>Mutants by area</caption><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></section>"), f"{score['killed']}/{score['non_equivalent']} ({ratio})"
+            + ". Every mutant is listed in mutants.md, next to this page.</p>"
+            + table("Mutants by area", AREA_HEADERS, area_rows(data))
+            + table("Mutants by path (the part of the suite that must kill them)", PATH_HEADERS, path_rows(data))
+            + "</section>"), f"{score['killed']}/{score['non_equivalent']} ({ratio})"
