@@ -61,7 +61,8 @@ def loading_holds(adapter, model, own):
     strays = [k for k in sorted(missing) if k not in report["buffers"] and tied.get(k, k) not in own
               and not (k in tied and tied[k] not in missing)]
     has_pooler = any(".pooler." in "." + n for n in adapter.parameter_names(model))
-    unexpected = [k for k in report.get("unexpected_keys", ()) if has_pooler or not k.startswith("pooler.")]
+    # the pooler's keys as the checkpoint names them, or with the head's base-model prefix (4.50-4.57 report them so)
+    unexpected = [k for k in report.get("unexpected_keys", ()) if has_pooler or k.split("pooler.")[0] not in ("", "bert.")]
     problems = [f"{label}: {names}" for label, names in (
         ("checkpoint parameters left missing (not loaded)", strays), ("unexpected keys", unexpected),
         ("size mismatches", report.get("mismatched_keys", [])), ("errors", report.get("error_msgs", []))) if names]
