@@ -55,14 +55,18 @@ def weights_loaded(adapter, case, target):
 def loading_holds(adapter, model, own):
     """What from_pretrained reported loading `model` is what it should be: every key it left missing is a buffer,
     one of the head's own parameters `own` (drawn after loading), or a tied alias of a parameter it loaded; the only
-    keys of the checkpoint it did not use are the pooler's, in a head without one; no error or size mismatch."""
+    keys of the checkpoint it did not use are the pooler's, in a head without one, and buffers the model holds but
+    does not save; no error or size mismatch."""
     report = adapter.loading_report(model)
     missing, tied = set(report.get("missing_keys", ())), report["tied"]
     strays = [k for k in sorted(missing) if k not in report["buffers"] and tied.get(k, k) not in own
               and not (k in tied and tied[k] not in missing)]
     has_pooler = any(".pooler." in "." + n for n in adapter.parameter_names(model))
-    # the pooler's keys as the checkpoint names them, or with the head's base-model prefix (4.50-4.57 report them so)
-    unexpected = [k for k in report.get("unexpected_keys", ()) if has_pooler or k.split("pooler.")[0] not in ("", "bert.")]
+    # the pooler's keys as the checkpoint names them, or with the head's base-model prefix (4.50-4.57 report them so);
+    # a buffer the checkpoint still stores but the model no longer saves (5.0 reports `embeddings.position_ids`)
+    unexpected = [k for k in report.get("unexpected_keys", ())
+                  if not any(b == k or b.endswith("." + k) for b in report["buffers"])
+                  and (has_pooler or k.split("pooler.")[0] not in ("", "bert."))]
     problems = [f"{label}: {names}" for label, names in (
         ("checkpoint parameters left missing (not loaded)", strays), ("unexpected keys", unexpected),
         ("size mismatches", report.get("mismatched_keys", [])), ("errors", report.get("error_msgs", []))) if names]
