@@ -210,12 +210,28 @@ def _details(matrix):
                           for c in missing], ["version", "check", "target", "run"]), ""]
     skipped = [c for c in problems if c.outcome in ("not_applicable", "skipped")]
     if skipped:
-        groups = {}
-        for c in skipped:
-            key = (f"{c.column.impl} {c.column.version}", c.check, c.outcome, (c.record or {}).get("message") or "")
-            groups.setdefault(key, []).append(c.column.target)
         lines += ["### Not applicable and skipped", "",
-                  _table([[v, check, outcome, ", ".join(targets), reason]
-                          for (v, check, outcome, reason), targets in groups.items()],
-                         ["version", "check", "outcome", "targets", "reason"]), ""]
+                  "One row per check and reason; the versions it holds for (with the targets, where not all of the "
+                  "version's).", "", _table(_skipped_rows(matrix, skipped),
+                                             ["implementation", "check", "outcome", "versions", "reason"]), ""]
     return lines
+
+
+def _skipped_rows(matrix, skipped):
+    """The not-applicable and skipped cells grouped by implementation, check, outcome and reason (the version named
+    in a reason read as VERSION), each with the versions it holds for."""
+    groups = {}
+    for c in skipped:
+        reason = ((c.record or {}).get("message") or "").replace(f"{c.column.impl} {c.column.version}",
+                                                                   f"{c.column.impl} VERSION")
+        versions = groups.setdefault((c.column.impl, c.check, c.outcome, reason), {})
+        versions.setdefault(c.column.version, []).append(c.column.target)
+    rows = []
+    for (impl, check, outcome, reason), versions in groups.items():
+        def ran(version):
+            return sum(1 for cell in matrix.row(check) if cell and (cell.column.impl, cell.column.version)
+                       == (impl, version))
+        text = ", ".join(v if len(targets) == ran(v) else f"{v} ({', '.join(targets)})"
+                         for v, targets in versions.items())
+        rows.append([impl, check, outcome, text, reason])
+    return rows
