@@ -144,6 +144,10 @@ def heat_section(matrix, cells, bounds):
     versions = matrix.versions
     single = len({impl for impl, _ in versions}) == 1
     columns = [version if single else f"{impl} {version}" for impl, version in versions]
+    # column heads stay short: the version, behind the initials of an implementation other than the main one
+    main = max({impl for impl, _ in versions}, key=lambda i: sum(impl == i for impl, _ in versions))
+    heads = [version if impl == main else "".join(w[0] for w in impl.split("-")) + " " + version
+             for impl, version in versions]
     values = {}
     for i, check in enumerate(matrix.checks):
         row = [c for c in matrix.row(check) if c is not None]
@@ -181,7 +185,7 @@ def heat_section(matrix, cells, bounds):
             "a fail or error). Dashed purple lines, numbered below: drift boundaries, before the first version with a "
             "new rule; a purple mark on a row: the check observes that change. Each square links to its cell's "
             "detail.</p>"
-            f'{color_legend(bounds)}<div class="hscroll">{heat_map(rows, columns, values, boundaries, bounds)}</div>'
+            f'{color_legend(bounds)}<div class="hscroll">{heat_map(rows, heads, values, boundaries, bounds)}</div>'
             f'<ol class="boundaries">{key}</ol></section>')
 
 
