@@ -4,6 +4,7 @@ check runs (1-2 examples through Hypothesis, as the suite runs them) and can fai
 """
 
 import json
+import copy
 import re
 
 import numpy as np
@@ -258,17 +259,23 @@ def test_tokenizer_faults_are_caught(tf, monkeypatch, fault, match):
     """The tokenizer's own padding and truncation on a batch of rows of different lengths (a paragraph cut at 24,
     a short row, a pair), padded to the longest and to max_length: left padding, [UNK] as the pad token, or a
     truncation that removes one token too many fail the tokenizer check; without the fault it holds."""
-    slow = tf.checkpoint_tokenizer(files.load().directory)
     for padding in ("longest", "max_length"):
         case = SubjectCase("tokenizer", {"texts": FAULT_TEXTS, "max_length": 24, "padding": padding})
         results = properties.tokenizer_agrees(tf, case, Target("cpu", "float64", "eager"))
         assert all(r.ok for r in results), [r.message for r in results if not r.ok]
-    if fault == "left padding":
-        monkeypatch.setattr(slow, "padding_side", "left")
+    # the fault goes into a copy, which the adapter hands out for this test only: the cached tokenizer other tests
+    # share stays as it is (monkeypatch cannot undo a `pad_token` set on 5.x's BertTokenizerLegacy, and a failed undo
+    # skips the undos after it)
+    original = tf.checkpoint_tokenizer
+    slow = copy.deepcopy(original(files.load().directory))
+    monkeypatch.setattr(tf, "checkpoint_tokenizer", lambda directory, fast=False: original(directory, True) if fast
+                        else slow)
+    if fault == "left padding":  # set on the copy itself: it is thrown away, nothing to undo
+        slow.padding_side = "left"
     elif fault == "pad id":
-        monkeypatch.setattr(slow, "pad_token", "[UNK]")
+        slow.pad_token = "[UNK]"
     else:
-        monkeypatch.setattr(slow, "truncate_sequences", _truncating_one_more(slow))
+        slow.truncate_sequences = _truncating_one_more(slow)
     for padding in ("longest", "max_length"):
         case = SubjectCase("tokenizer", {"texts": FAULT_TEXTS, "max_length": 24, "padding": padding})
         results = properties.tokenizer_agrees(tf, case, Target("cpu", "float64", "eager"))
