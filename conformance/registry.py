@@ -1,11 +1,17 @@
 """The registry: every check, as one list that tests, bench, mutants and reports read (like PyTorch's `op_db`).
 Each subject's checks are declared in its module under `conformance/checks/`."""
 
-from .checks import adamw, checkpoint, encoder, errors, heads, losses, masking, metamorphic, schedules
+from .checks import (adamw, catalogs, checkpoint, decoding, encoder, errors, gradients, heads, losses, masking,
+                     metamorphic, options, schedules, surface, train)
 
 CHECKS = [
     *encoder.CHECKS,
     *heads.CHECKS,
+    *surface.CHECKS,
+    *decoding.CHECKS,
+    *options.CHECKS,
+    *gradients.CHECKS,
+    *train.CHECKS,
     *losses.CHECKS,
     *metamorphic.CHECKS,
     *errors.CHECKS,
@@ -13,6 +19,7 @@ CHECKS = [
     *adamw.CHECKS,
     *masking.CHECKS,
     *checkpoint.CHECKS,
+    *catalogs.CHECKS,
 ]
 CHECKS_BY_ID = {c.id: c for c in CHECKS}
 assert len(CHECKS_BY_ID) == len(CHECKS), "check ids must be unique"

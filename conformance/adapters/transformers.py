@@ -25,6 +25,9 @@ from ..drift import CHANGES_BY_ID
 from .torch_models import (TINY, BuiltModel, available_devices, forward, read_only, recall, structure,
                            to_numpy)
 from .transformers_checkpoint import CheckpointMethods
+from .transformers_decoding import DecodingMethods
+from .transformers_gradients import GradientMethods
+from .transformers_surface import SurfaceMethods
 from .transformers_training import TrainingMethods
 
 
@@ -40,7 +43,7 @@ def fresh(config, built):
             attributes[key] = copy.deepcopy(value)
 
 
-class TransformersAdapter(TrainingMethods, CheckpointMethods):
+class TransformersAdapter(TrainingMethods, CheckpointMethods, SurfaceMethods, DecodingMethods, GradientMethods):
     """Builds, loads and runs transformers' BERT classes; returns numpy float64 outputs."""
 
     name = "transformers"

@@ -1,0 +1,3 @@
+"""Cross-attention and incremental decoding with the KV cache against the reference and the full causal pass."""
+
+CHECKS = []
