@@ -6,43 +6,14 @@ which the two rules differ, computed by the reference's two variants. The adapte
 rule the implementation under test follows; checks pick the reference variant from it.
 """
 
-from dataclasses import dataclass, field
-from typing import Callable, Optional, Tuple
-
 import numpy as np
 
 from reference import losses, masking, optim, schedules
 from reference.errors import Refusal
 
+from . import drift_model
+from .change import Change, fmt as _fmt, refused as _refused  # noqa: F401
 from .get_scheduler import get_scheduler_arguments
-
-
-@dataclass(frozen=True)
-class Change:
-    """A behaviour change between releases. `example() -> dict` with string values `input`, `old`, `new`.
-    `refused_before` maps a refusal kind (`reference.errors.Refusal.kind`) to the refusal releases before `since`
-    make instead of the one the reference states (see `conformance.check.expected_refusal`)."""
-
-    id: str
-    since: str  # the first release with the new rule
-    area: str
-    title: str
-    old: str
-    new: str
-    checks: Tuple[str, ...] = ()  # the checks that observe it
-    example: Optional[Callable] = None
-    refused_before: dict = field(default_factory=dict)
-
-
-def _fmt(x):
-    return np.array2string(np.asarray(x), precision=6, separator=", ") if not isinstance(x, str) else x
-
-
-def _refused(call):
-    try:
-        return _fmt(call())
-    except ValueError as exc:  # ReferenceInputError
-        return f"refused ({exc})"
 
 
 def _problem_type_example():
@@ -221,5 +192,6 @@ CHANGES = [
            "model.safetensors (metadata format 'pt') is read first, where the safetensors package is installed; "
            "pytorch_model.bin otherwise",
            ("checkpoint.weights", "checkpoint.encoder")),
+    *drift_model.CHANGES,
 ]
 CHANGES_BY_ID = {c.id: c for c in CHANGES}
