@@ -23,6 +23,7 @@ class BertSpec:
     type_vocab_size: int = 2
     layer_norm_eps: float = 1e-12
     is_decoder: bool = False
+    add_cross_attention: bool = False
     num_labels: int = 2
     problem_type: Optional[str] = None
     tie_word_embeddings: bool = True
