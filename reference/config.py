@@ -27,6 +27,7 @@ class BertSpec:
     num_labels: int = 2
     problem_type: Optional[str] = None
     tie_word_embeddings: bool = True
+    pad_token_id: int = 0
 
     def __post_init__(self):
         if self.num_attention_heads < 1 or self.hidden_size < 1:
