@@ -156,7 +156,9 @@ CHANGES = [
            "warmup rises linearly from 0; decay is cosine; num_stable_steps required",
            "warmup rises from min_lr_ratio; warmup_type and decay_type (linear, cosine, 1-sqrt); "
            "num_training_steps or num_stable_steps",
-           ("schedule.warmup_stable_decay",), _wsd_example),
+           ("schedule.warmup_stable_decay",), _wsd_example,
+           refused_before={"wsd-needs-steps": Refusal("wsd-needs-steps", ("TypeError",),
+                                                      r"missing 1 required positional argument: 'num_stable_steps'")}),
     Change("get-scheduler-wsd-training-steps", "4.49.0", "schedule",
            "get_scheduler passes num_training_steps to warmup_stable_decay",
            "num_warmup_steps and the specific kwargs only: num_stable_steps must be given",

@@ -4,9 +4,18 @@ changes). The schedule check compares a schedule built through `get_scheduler` w
 the arguments this says arrive."""
 
 from reference import ReferenceInputError
+from reference.errors import Refusal
 from reference.schedules import STATEFUL
 
 STEP_COUNTS = ("num_warmup_steps", "num_training_steps")
+
+# what get_scheduler raises where it refuses (the same class and message in every release checked, 4.4.2-5.24.0)
+NEEDS_WARMUP = Refusal("get-scheduler-needs-warmup", ("ValueError",), r"requires `num_warmup_steps`")
+NEEDS_TOTAL = Refusal("get-scheduler-needs-training-steps", ("ValueError",), r"requires `num_training_steps`")
+WSD_TAKES_NO_TOTAL = Refusal("get-scheduler-wsd-takes-no-training-steps", ("TypeError",),
+                             r"unexpected keyword argument 'num_training_steps'")
+"""Before 4.42 get_scheduler passes num_training_steps to get_wsd_schedule, whose signature lacks it: the call in
+get_scheduler raises TypeError."""
 
 
 def get_scheduler_arguments(name, params, *, specific_kwargs=True, inverse_sqrt_kwargs=True, wsd_branch=True,
@@ -39,7 +48,7 @@ def get_scheduler_arguments(name, params, *, specific_kwargs=True, inverse_sqrt_
     if name in STATEFUL:
         return specific
     if warmup is None:
-        raise ReferenceInputError(f"get_scheduler: {name} requires num_warmup_steps")
+        raise ReferenceInputError(f"get_scheduler: {name} requires num_warmup_steps", NEEDS_WARMUP)
     if name == "constant_with_warmup":
         return {"num_warmup_steps": warmup}
     if name == "inverse_sqrt":
@@ -49,8 +58,8 @@ def get_scheduler_arguments(name, params, *, specific_kwargs=True, inverse_sqrt_
             {"num_warmup_steps": warmup}
         return dict(steps, **specific)
     if total is None:
-        raise ReferenceInputError(f"get_scheduler: {name} requires num_training_steps")
+        raise ReferenceInputError(f"get_scheduler: {name} requires num_training_steps", NEEDS_TOTAL)
     if name == "warmup_stable_decay":
         raise ReferenceInputError("get_scheduler passes num_training_steps, which this warmup_stable_decay does not "
-                                  "take")
+                                  "take", WSD_TAKES_NO_TOTAL)
     return dict({"num_warmup_steps": warmup, "num_training_steps": total}, **specific)

@@ -18,6 +18,17 @@ LABEL_RANGE = Refusal("label-out-of-range", ("IndexError",), r"Target -?\d+ is o
 MASKED_LABEL_SHAPE = Refusal("masked-label-shape", ("ValueError", "RuntimeError"),
                              r"Expected input batch_size|The size of tensor a \(\d+\) must match the size of tensor b")
 
+# regression (MSE) and multi-label (BCE with logits) targets, as torch's losses refuse them on cpu
+MSE_SHAPE = Refusal("regression-label-shape", ("RuntimeError",),
+                    r"The size of tensor a \(\d+\) must match the size of tensor b \(\d+\)")
+"""mse_loss broadcasts targets whose shape broadcasts against the input (with a UserWarning) and computes; the
+reference refuses every shape mismatch, which the checks never draw: torch's refusal is stated for the rest."""
+BCE_SHAPE = Refusal("multi-label-label-shape", ("ValueError",), r"Target size \(.*\) must be the same as input size")
+BCE_DTYPE = Refusal("multi-label-label-dtype", ("RuntimeError",),
+                    r"result type \w+ can't be cast to the desired output type|with two bool tensors is not supported")
+TARGET_REFUSALS = {("mse", "dtype"): None, ("mse", "shape"): MSE_SHAPE,  # no tensor dtype is outside "biuf"
+                   ("bce_with_logits", "dtype"): BCE_DTYPE, ("bce_with_logits", "shape"): BCE_SHAPE}
+
 IGNORE_INDEX = -100
 """The label value that every cross-entropy rule leaves out of the loss."""
 
@@ -88,9 +99,10 @@ def cross_entropy_grad(logits, labels, ignore_index=IGNORE_INDEX, num_items_in_b
 def _targets(prediction, target, what, kinds):
     target = np.asarray(target)
     if target.dtype.kind not in kinds:
-        raise ReferenceInputError(f"{what} does not take labels of dtype {target.dtype}")
+        raise ReferenceInputError(f"{what} does not take labels of dtype {target.dtype}", TARGET_REFUSALS[what, "dtype"])
     if target.shape != prediction.shape:
-        raise ReferenceInputError(f"{what}: labels shape {target.shape} != logits shape {prediction.shape}")
+        raise ReferenceInputError(f"{what}: labels shape {target.shape} != logits shape {prediction.shape}",
+                                  TARGET_REFUSALS[what, "shape"])
     return target.astype(np.float64)
 
 

@@ -21,6 +21,15 @@ ZERO_DIVISION = Refusal("schedule-zero-division", ("ZeroDivisionError",), r"divi
 LR_END = Refusal("polynomial-lr-end", ("ValueError",), r"lr_end \(.*\) must be (be )?smaller than initial lr")
 MIN_LR = Refusal("min-lr-or-rate", ("ValueError",), r"of min_lr or min_lr_rate should be set")
 FACTOR = Refusal("plateau-factor", ("ValueError",), r"Factor should be < 1")
+MODE = Refusal("plateau-mode", ("ValueError",), r"mode \S* is unknown!")
+"""An unknown mode or threshold_mode: torch's ReduceLROnPlateau and transformers' GreedyLR alike raise ValueError
+"mode <m> is unknown!" / "threshold mode <m> is unknown!"."""
+LR_LIST = Refusal("plateau-lr-list", ("ValueError",), r"expected \d+ m(in|ax)_lrs, got \d+")
+"""A min_lr (or GreedyLR's max_lr) list whose length is not the number of parameter groups."""
+WSD_STEPS = Refusal("wsd-needs-steps", ("ValueError",),
+                    r"Either num_training_steps or num_stable_steps must be specified")
+"""warmup_stable_decay given neither num_training_steps nor num_stable_steps (from 4.49; before, num_stable_steps
+is a required argument: the drift change `wsd-warmup-from-min-lr` states that refusal)."""
 
 
 def _ramp(step, num_warmup_steps):
@@ -188,7 +197,7 @@ def validate(name, params, lr_init):
         _min_lr_rate(lr_init, params.get("min_lr"), params.get("min_lr_rate"))
     if name == "warmup_stable_decay":
         if params.get("num_training_steps") is None and params.get("num_stable_steps") is None:
-            raise ReferenceInputError("warmup_stable_decay needs num_training_steps or num_stable_steps")
+            raise ReferenceInputError("warmup_stable_decay needs num_training_steps or num_stable_steps", WSD_STEPS)
         for key in ("warmup_type", "decay_type"):
             if params.get(key, "linear") not in WSD_SHAPES:
                 raise ReferenceInputError(f"unknown {key} {params[key]!r}", Refusal(
@@ -235,10 +244,10 @@ def reduce_on_plateau(metrics, base_lrs, *, mode="min", factor=0.1, patience=10,
     if factor >= 1.0:
         raise ReferenceInputError("factor must be < 1", FACTOR)
     if mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
-        raise ReferenceInputError(f"unknown mode {mode!r} or threshold_mode {threshold_mode!r}")
+        raise ReferenceInputError(f"unknown mode {mode!r} or threshold_mode {threshold_mode!r}", MODE)
     min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * len(base_lrs)
     if len(min_lrs) != len(base_lrs):
-        raise ReferenceInputError("a min_lr list needs one value per parameter group")
+        raise ReferenceInputError("a min_lr list needs one value per parameter group", LR_LIST)
     lrs = list(base_lrs)
     best = math.inf if mode == "min" else -math.inf
     bad = cooldown_left = 0
@@ -278,12 +287,12 @@ def greedy(metrics, base_lrs, *, mode="min", factor=0.95, patience=10, threshold
     if factor >= 1.0:
         raise ReferenceInputError("factor must be < 1", FACTOR)
     if mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
-        raise ReferenceInputError(f"unknown mode {mode!r} or threshold_mode {threshold_mode!r}")
+        raise ReferenceInputError(f"unknown mode {mode!r} or threshold_mode {threshold_mode!r}", MODE)
     n = len(base_lrs)
     min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * n
     max_lrs = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * n
     if len(min_lrs) != n or len(max_lrs) != n:
-        raise ReferenceInputError("min_lr and max_lr lists need one value per parameter group")
+        raise ReferenceInputError("min_lr and max_lr lists need one value per parameter group", LR_LIST)
 
     def fresh():
         return dict(best=math.inf if mode == "min" else -math.inf, good=0, bad=0, cooldown=0, warmup=0, window=[])

@@ -1,0 +1,102 @@
+"""Every refusal of the reference states the refusal it expects of an implementation, and transformers (the
+installed release) makes exactly that one: get_scheduler's, the stateful schedules', warmup_stable_decay's and the
+regression and multi-label label checks'."""
+
+import numpy as np
+import pytest
+import torch
+
+from conformance.adapters.transformers import TransformersAdapter
+from conformance.check import expected_refusal
+from conformance.get_scheduler import get_scheduler_arguments
+from reference import ReferenceInputError
+from reference import losses, schedules
+
+pytestmark = pytest.mark.harness
+
+ADAPTER = TransformersAdapter()
+
+
+def _refusal(call):
+    with pytest.raises(ReferenceInputError) as info:
+        call()
+    assert info.value.expected is not None, f"no refusal stated for: {info.value}"
+    return expected_refusal(info.value, ADAPTER)
+
+
+def _raised(call):
+    try:
+        call()
+    except Exception as exc:  # what the implementation raises
+        return exc
+    raise AssertionError("the implementation accepted it")
+
+
+def _optimizer(groups=1):
+    return torch.optim.SGD([{"params": [torch.nn.Parameter(torch.zeros(1))]} for _ in range(groups)], lr=0.1)
+
+
+def _get_scheduler(name, **kwargs):
+    from transformers.optimization import get_scheduler
+    return get_scheduler(name, _optimizer(), **kwargs)
+
+
+@pytest.mark.parametrize("name, params", [
+    ("linear", {"num_training_steps": 5}),
+    ("linear", {"num_warmup_steps": 1}),
+    ("cosine", {"num_warmup_steps": 1}),
+    ("constant_with_warmup", {}),
+])
+def test_get_scheduler_refusals_are_stated_and_made(name, params):
+    want = _refusal(lambda: get_scheduler_arguments(name, params))
+    assert want.matches(_raised(lambda: _get_scheduler(name, num_warmup_steps=params.get("num_warmup_steps"),
+                                                         num_training_steps=params.get("num_training_steps"))))
+
+
+def test_get_scheduler_before_its_wsd_branch_states_a_type_error():
+    want = _refusal(lambda: get_scheduler_arguments(
+        "warmup_stable_decay", {"num_warmup_steps": 1, "num_training_steps": 6, "num_stable_steps": 2,
+                                "num_decay_steps": 3}, wsd_branch=False, wsd_training_steps=False))
+    assert want.classes == ("TypeError",)
+
+    def old_get_scheduler():  # what 4.41 does: the generic path passes num_training_steps on
+        def get_wsd_schedule(optimizer, num_warmup_steps, num_stable_steps, num_decay_steps):
+            return None
+        return get_wsd_schedule(None, num_warmup_steps=1, num_training_steps=6)
+    assert want.matches(_raised(old_get_scheduler))
+
+
+@pytest.mark.parametrize("simulate", [schedules.reduce_on_plateau, schedules.greedy])
+@pytest.mark.parametrize("params", [{"mode": "avg"}, {"threshold_mode": "x"}, {"min_lr": [0.0, 0.0]},
+                                    {"factor": 1.0}])
+def test_stateful_schedule_refusals_are_stated_and_made(simulate, params):
+    want = _refusal(lambda: simulate([1.0], [0.1], **params))
+    if simulate is schedules.reduce_on_plateau:
+        cls = torch.optim.lr_scheduler.ReduceLROnPlateau
+    else:
+        cls = getattr(__import__("transformers.optimization", fromlist=["x"]), "GreedyLR", None)
+        if cls is None:
+            pytest.skip("this release has no GreedyLR")
+    assert want.matches(_raised(lambda: cls(_optimizer(), **params)))
+
+
+def test_warmup_stable_decay_needs_steps_is_stated_and_made_per_release():
+    get_wsd_schedule = getattr(__import__("transformers.optimization", fromlist=["x"]), "get_wsd_schedule", None)
+    if get_wsd_schedule is None:
+        pytest.skip("this release has no warmup_stable_decay")
+    want = _refusal(lambda: schedules.curve("warmup_stable_decay", {"num_warmup_steps": 1, "num_decay_steps": 1},
+                                            [0.1], 0.1, 3))
+    assert want.matches(_raised(lambda: get_wsd_schedule(_optimizer(), num_warmup_steps=1, num_decay_steps=1)))
+
+
+@pytest.mark.parametrize("loss, torch_loss, logits, labels", [
+    (losses.mse, torch.nn.functional.mse_loss, np.zeros((3, 2)), np.zeros((3, 3))),
+    (losses.bce_with_logits, torch.nn.functional.binary_cross_entropy_with_logits, np.zeros((3, 2)), np.zeros((3, 3))),
+    (losses.bce_with_logits, torch.nn.functional.binary_cross_entropy_with_logits, np.zeros((3, 2)),
+     np.zeros((3, 2), dtype=np.int64)),
+    (losses.bce_with_logits, torch.nn.functional.binary_cross_entropy_with_logits, np.zeros((3, 2)),
+     np.zeros((3, 2), dtype=bool)),
+])
+def test_regression_and_multi_label_refusals_are_stated_and_made(loss, torch_loss, logits, labels):
+    want = _refusal(lambda: loss(logits, labels))
+    assert want.matches(_raised(lambda: torch_loss(torch.tensor(logits), torch.tensor(labels))))
