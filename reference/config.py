@@ -27,6 +27,7 @@ class BertSpec:
     num_labels: int = 2
     problem_type: Optional[str] = None
     tie_word_embeddings: bool = True
+    position_embedding_type: str = "absolute"  # or "relative_key", "relative_key_query" (transformers < 5.0)
     pad_token_id: int = 0
 
     def __post_init__(self):
@@ -36,6 +37,8 @@ class BertSpec:
             raise ReferenceInputError(
                 f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}"
             )
+        if self.position_embedding_type not in ("absolute", "relative_key", "relative_key_query"):
+            raise ReferenceInputError(f"unknown position_embedding_type {self.position_embedding_type!r}")
         if self.problem_type not in (None, "regression", "single_label_classification", "multi_label_classification"):
             raise ReferenceInputError(f"unknown problem_type {self.problem_type!r}")
 

@@ -6,6 +6,7 @@ heads and `""` for a bare `BertModel`.
 
 import numpy as np
 
+from . import attention
 from .activations import activation
 from .config import BertSpec
 from .errors import ReferenceInputError
@@ -33,12 +34,25 @@ def _check_ids(name, ids, upper):
     return ids
 
 
-def embeddings(weights, spec: BertSpec, input_ids, token_type_ids=None, position_ids=None, prefix="bert."):
+def embeddings(weights, spec: BertSpec, input_ids, token_type_ids=None, position_ids=None, prefix="bert.",
+               inputs_embeds=None):
     """Word + position + token-type embeddings, then LayerNorm.
 
-    Missing `position_ids` default to 0..L-1 for every row; missing `token_type_ids` default to all 0.
+    Missing `position_ids` default to 0..L-1 for every row; missing `token_type_ids` default to all 0. Given
+    `inputs_embeds` ([B, L, hidden]), they replace the word embeddings (`input_ids` is then None). The absolute
+    position embedding is added only when `spec.position_embedding_type` is "absolute" (relative types score
+    distances inside attention instead).
     """
-    input_ids = _check_ids("input_ids", input_ids, spec.vocab_size)
+    if inputs_embeds is not None:
+        if input_ids is not None:
+            raise ReferenceInputError("give either input_ids or inputs_embeds, not both")
+        words = np.asarray(inputs_embeds, dtype=np.float64)
+        if words.ndim != 3 or words.shape[-1] != spec.hidden_size:
+            raise ReferenceInputError(f"inputs_embeds must be [batch, sequence, {spec.hidden_size}], got {words.shape}")
+        input_ids = np.zeros(words.shape[:2], dtype=np.int64)  # only its shape is used below
+    else:
+        input_ids = _check_ids("input_ids", input_ids, spec.vocab_size)
+        words = None
     batch, length = input_ids.shape
     if position_ids is None:
         position_ids = np.broadcast_to(np.arange(length), (batch, length))
@@ -50,19 +64,19 @@ def embeddings(weights, spec: BertSpec, input_ids, token_type_ids=None, position
         if ids.shape != input_ids.shape:
             raise ReferenceInputError(f"{name} shape {ids.shape} != input_ids shape {input_ids.shape}")
     p = prefix + "embeddings."
-    x = (
-        weights[p + "word_embeddings.weight"][input_ids]
+    x = (weights[p + "word_embeddings.weight"][input_ids] if words is None else words) \
         + weights[p + "token_type_embeddings.weight"][token_type_ids]
-        + weights[p + "position_embeddings.weight"][position_ids]
-    )
+    if spec.position_embedding_type == "absolute":
+        x = x + weights[p + "position_embeddings.weight"][position_ids]
     return layer_norm(x, weights[p + "LayerNorm.weight"], weights[p + "LayerNorm.bias"], spec.layer_norm_eps)
 
 
-def allowed_keys(attention_mask, is_decoder):
+def allowed_keys(attention_mask, is_decoder, fully_masked="refuse"):
     """Which keys each query may attend to, as bool [batch, query, key].
 
     A key is visible when its attention_mask entry is 1; a decoder additionally hides keys after the query
-    (causal). A query that sees no key at all has no defined output, so it is refused.
+    (causal). A query that sees no key at all has no defined output: refused unless `fully_masked` names another
+    rule of `reference.attention.FULLY_MASKED` (which `attention_probs` then applies).
     """
     mask = np.asarray(attention_mask)
     if not np.isin(mask, (0, 1)).all():
@@ -71,7 +85,7 @@ def allowed_keys(attention_mask, is_decoder):
     allowed = np.broadcast_to(mask[:, None, :].astype(bool), (mask.shape[0], length, length))
     if is_decoder:
         allowed = allowed & np.tril(np.ones((length, length), dtype=bool))
-    if not allowed.any(axis=-1).all():
+    if fully_masked == "refuse" and not allowed.any(axis=-1).all():
         raise ReferenceInputError("a query position attends to no key (fully padded row); its output is undefined")
     return allowed
 
@@ -84,11 +98,15 @@ def masked_softmax(scores, allowed):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def self_attention(x, weights, spec: BertSpec, allowed, prefix):
+def self_attention(x, weights, spec: BertSpec, allowed, prefix, head_mask=None, fully_masked="refuse",
+                   record=None):
     """Multi-head scaled dot-product attention: softmax(Q K^T / sqrt(head_size)) V per head, heads concatenated.
 
     `allowed` is [batch, query, key]; `prefix` ends in `attention.`. Returns the attention block's output after
-    its dense projection, residual and LayerNorm.
+    its dense projection, residual and LayerNorm. With a relative `spec.position_embedding_type` the distance
+    scores of `attention.relative_position_scores` (table `self.distance_embedding.weight`) join Q K^T before the
+    scaling. A query that sees no key follows `fully_masked` (`attention.attention_probs`); `head_mask` ([heads])
+    multiplies each head's probabilities; `record` (a list) receives the probabilities, [B, H, L, L], as used.
     """
     batch, length, hidden = x.shape
     heads, size = spec.num_attention_heads, spec.head_size
@@ -100,16 +118,28 @@ def self_attention(x, weights, spec: BertSpec, allowed, prefix):
     q = split(linear(x, weights[p + "query.weight"], weights[p + "query.bias"]))
     k = split(linear(x, weights[p + "key.weight"], weights[p + "key.bias"]))
     v = split(linear(x, weights[p + "value.weight"], weights[p + "value.bias"]))
-    probs = masked_softmax(q @ k.transpose(0, 1, 3, 2) / np.sqrt(size), allowed[:, None])
+    scores = q @ k.transpose(0, 1, 3, 2)
+    if spec.position_embedding_type != "absolute":
+        scores = scores + attention.relative_position_scores(
+            q, k, weights[p + "distance_embedding.weight"], spec.max_position_embeddings, spec.position_embedding_type)
+    if fully_masked == "refuse":
+        probs = masked_softmax(scores / np.sqrt(size), allowed[:, None])
+    else:
+        probs = attention.attention_probs(scores / np.sqrt(size), allowed[:, None], fully_masked)
+    if head_mask is not None:
+        probs = probs * np.asarray(head_mask, dtype=np.float64)[None, :, None, None]
+    if record is not None:
+        record.append(probs)
     context = (probs @ v).transpose(0, 2, 1, 3).reshape(batch, length, hidden)
     o = prefix + "output."
     out = linear(context, weights[o + "dense.weight"], weights[o + "dense.bias"])
     return layer_norm(out + x, weights[o + "LayerNorm.weight"], weights[o + "LayerNorm.bias"], spec.layer_norm_eps)
 
 
-def encoder_layer(x, weights, spec: BertSpec, allowed, prefix):
-    """One transformer layer (post-LN): attention block, then dense -> activation -> dense, residual, LayerNorm."""
-    x = self_attention(x, weights, spec, allowed, prefix + "attention.")
+def encoder_layer(x, weights, spec: BertSpec, allowed, prefix, head_mask=None, fully_masked="refuse", record=None):
+    """One transformer layer (post-LN): attention block, then dense -> activation -> dense, residual, LayerNorm.
+    `head_mask`, `fully_masked` and `record` go to `self_attention`."""
+    x = self_attention(x, weights, spec, allowed, prefix + "attention.", head_mask, fully_masked, record)
     act = activation(spec.hidden_act)
     h = act(linear(x, weights[prefix + "intermediate.dense.weight"], weights[prefix + "intermediate.dense.bias"]))
     o = prefix + "output."
@@ -132,22 +162,38 @@ def bert_model(
     position_ids=None,
     prefix="bert.",
     add_pooling_layer=True,
+    inputs_embeds=None,
+    head_mask=None,
+    fully_masked="refuse",
+    record=None,
 ):
     """BertModel: embeddings, `num_hidden_layers` encoder layers, and optionally the pooler.
 
     A missing `attention_mask` means every position is attended. Returns `(last_hidden_state, pooler_output)`,
-    the latter `None` without the pooling layer.
+    the latter `None` without the pooling layer. `inputs_embeds` replaces `input_ids` (see `embeddings`);
+    `head_mask` ([heads] or [layers, heads]) scales each layer's attention probabilities; a query that sees no key
+    follows `fully_masked` (`reference.attention`); `record` (a dict) receives "hidden_states" (the embeddings
+    output and every layer's output, num_hidden_layers + 1 arrays) and "attentions" (each layer's probabilities).
     """
-    input_ids = np.asarray(input_ids)
-    if input_ids.ndim != 2:
-        raise ReferenceInputError(f"input_ids must be [batch, sequence], got shape {input_ids.shape}")
+    shape = np.shape(inputs_embeds)[:2] if inputs_embeds is not None else np.shape(input_ids)
+    if input_ids is not None:
+        input_ids = np.asarray(input_ids)
+        if input_ids.ndim != 2:
+            raise ReferenceInputError(f"input_ids must be [batch, sequence], got shape {input_ids.shape}")
     if attention_mask is None:
-        attention_mask = np.ones(input_ids.shape, dtype=np.int64)
-    if np.shape(attention_mask) != input_ids.shape:
-        raise ReferenceInputError(f"attention_mask shape {np.shape(attention_mask)} != input_ids shape {input_ids.shape}")
-    allowed = allowed_keys(attention_mask, spec.is_decoder)
-    x = embeddings(weights, spec, input_ids, token_type_ids, position_ids, prefix)
+        attention_mask = np.ones(shape, dtype=np.int64)
+    if np.shape(attention_mask) != tuple(shape):
+        raise ReferenceInputError(f"attention_mask shape {np.shape(attention_mask)} != input shape {tuple(shape)}")
+    allowed = allowed_keys(attention_mask, spec.is_decoder, fully_masked)
+    masks = None if head_mask is None else attention.layer_head_mask(head_mask, spec.num_hidden_layers,
+                                                                     spec.num_attention_heads)
+    x = embeddings(weights, spec, input_ids, token_type_ids, position_ids, prefix, inputs_embeds)
+    hidden_states, attentions = [x], []
     for i in range(spec.num_hidden_layers):
-        x = encoder_layer(x, weights, spec, allowed, f"{prefix}encoder.layer.{i}.")
+        x = encoder_layer(x, weights, spec, allowed, f"{prefix}encoder.layer.{i}.", None if masks is None else masks[i],
+                          fully_masked, None if record is None else attentions)
+        hidden_states.append(x)
+    if record is not None:
+        record["hidden_states"], record["attentions"] = hidden_states, attentions
     pooled = pooler(x, weights, prefix) if add_pooling_layer else None
     return x, pooled
