@@ -86,6 +86,8 @@ CAPABILITIES = (
                ("checkpoint_tokenizer", "encode", "save_checkpoint", "checkpoint_model", "loading_report",
                 "set_parameters", "run_model", "parameter_names", "parameter"),
                ("checkpoint.",)),
+    Capability("decoder", "a decoder with cross-attention and a KV cache", ("run_cross", "run_incremental"),
+               ("decoding.",)),
 )
 CAPABILITIES_BY_NAME = {c.name: c for c in CAPABILITIES}
 DECODER_CHECKS = ("encoder.causal", "head.causal_lm", "loss.causal_lm.", "metamorphic.ignored_zero_grad.causal_lm",

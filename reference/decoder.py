@@ -44,16 +44,23 @@ def attend(x, keys, values, weights, spec: BertSpec, allowed, prefix):
     return layer_norm(out + x, weights[o + "LayerNorm.weight"], weights[o + "LayerNorm.bias"], spec.layer_norm_eps)
 
 
-def cross_allowed(encoder_attention_mask, queries):
+def cross_allowed(encoder_attention_mask, queries, causal_when_square=False):
     """Which encoder positions each of `queries` decoder positions may attend to, bool [B, queries, Le]: those whose
     `encoder_attention_mask` is 1, for every query alike (no causality). A row with no visible encoder position
-    has no defined output, so it is refused."""
+    has no defined output, so it is refused.
+
+    `causal_when_square` is transformers 4.41's sdpa rule: when every entry of the batch's encoder mask is 1 and
+    the forward has as many decoder positions (more than one) as encoder positions, the mask is dropped and torch's
+    `is_causal` applies instead, so decoder position i (counted within the forward) sees encoder positions 0..i."""
     mask = np.asarray(encoder_attention_mask)
     if not np.isin(mask, (0, 1)).all():
         raise ReferenceInputError("encoder_attention_mask must hold only 0 and 1")
     if not mask.astype(bool).any(axis=-1).all():
         raise ReferenceInputError("an example's encoder_attention_mask hides every encoder position")
-    return np.broadcast_to(mask[:, None, :].astype(bool), (mask.shape[0], queries, mask.shape[1]))
+    allowed = np.broadcast_to(mask[:, None, :].astype(bool), (mask.shape[0], queries, mask.shape[1]))
+    if causal_when_square and mask.all() and queries == mask.shape[1] > 1:
+        allowed = allowed & np.tril(np.ones((queries, queries), dtype=bool))[None]
+    return allowed
 
 
 def causal_allowed(attention_mask, past, length):
@@ -100,11 +107,12 @@ def decoder_layer(x, weights, spec: BertSpec, allowed, prefix, past=None, encode
 
 def decoder_model(weights, spec: BertSpec, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                   encoder_hidden_states=None, encoder_attention_mask=None, cache=None, prefix="bert.",
-                  add_pooling_layer=True):
+                  add_pooling_layer=True, cross_causal_when_square=False):
     """BertModel as a decoder (`spec.is_decoder`) on new tokens `input_ids` after the `cache` (a list of one
     (keys, values) pair per layer, or None for none). `attention_mask` covers past and new positions (all 1 when
     missing); missing `position_ids` continue from the cache length (past + 0, past + 1, ...). Returns
-    (last_hidden_state of the new positions, pooler_output or None, the cache after this step)."""
+    (last_hidden_state of the new positions, pooler_output or None, the cache after this step).
+    `cross_causal_when_square`: 4.41's sdpa rule of `cross_allowed`."""
     if not spec.is_decoder:
         raise ReferenceInputError("decoder_model needs is_decoder=True")
     input_ids = np.asarray(input_ids)
@@ -122,7 +130,7 @@ def decoder_model(weights, spec: BertSpec, input_ids, attention_mask=None, token
         encoder_hidden_states = np.asarray(encoder_hidden_states, dtype=np.float64)
         if encoder_attention_mask is None:
             encoder_attention_mask = np.ones(encoder_hidden_states.shape[:2], dtype=np.int64)
-        encoder_allowed = cross_allowed(encoder_attention_mask, length)
+        encoder_allowed = cross_allowed(encoder_attention_mask, length, cross_causal_when_square)
     x = embeddings(weights, spec, input_ids, token_type_ids, position_ids, prefix)
     new_cache = []
     for i in range(spec.num_hidden_layers):
@@ -142,10 +150,12 @@ def chunk_bounds(length, chunks):
 
 
 def decode_incremental(weights, spec: BertSpec, input_ids, chunks, attention_mask=None, token_type_ids=None,
-                       position_ids=None, encoder_hidden_states=None, encoder_attention_mask=None, prefix="bert."):
+                       position_ids=None, encoder_hidden_states=None, encoder_attention_mask=None, prefix="bert.",
+                       cross_causal_when_square=False):
     """Decode `input_ids` chunk by chunk (`chunks`: sizes summing to the length), each step feeding its new
     tokens, the attention mask up to its end, its slice of `token_type_ids`/`position_ids` (when given), the
-    encoder states, and the cache of the steps before. Returns the last hidden states of all positions, in order."""
+    encoder states, and the cache of the steps before. Returns the last hidden states of all positions, in order.
+    `cross_causal_when_square`: 4.41's sdpa rule of `cross_allowed`, per step."""
     input_ids = np.asarray(input_ids)
     batch, length = input_ids.shape
     if attention_mask is None:
@@ -156,6 +166,7 @@ def decode_incremental(weights, spec: BertSpec, input_ids, chunks, attention_mas
             return None if a is None else np.asarray(a)[:, start:end]
         hidden, _, cache = decoder_model(weights, spec, input_ids[:, start:end], np.asarray(attention_mask)[:, :end],
                                          part(token_type_ids), part(position_ids), encoder_hidden_states,
-                                         encoder_attention_mask, cache, prefix, add_pooling_layer=False)
+                                         encoder_attention_mask, cache, prefix, add_pooling_layer=False,
+                                         cross_causal_when_square=cross_causal_when_square)
         outputs.append(hidden)
     return np.concatenate(outputs, axis=1)

@@ -178,3 +178,23 @@ def test_refusals():
         decoder.decode_incremental(w, spec, ids, [2, 2], mask)
     with pytest.raises(ReferenceInputError, match="is_decoder"):
         decoder.decoder_model(w, tiny_spec(), ids, mask)
+
+
+def test_cross_causal_when_square_rule_of_4_41_sdpa():
+    ones = np.ones((1, 3), dtype=np.int64)
+    # square and unmasked: decoder position i sees encoder positions 0..i
+    np.testing.assert_array_equal(decoder.cross_allowed(ones, 3, causal_when_square=True)[0], np.tril(np.ones((3, 3))))
+    # not square, or a mask with a 0 somewhere in the batch, or one query: every visible encoder position
+    assert decoder.cross_allowed(ones, 2, causal_when_square=True).all()
+    assert decoder.cross_allowed(ones, 1, causal_when_square=True)[:, :, :1].all()
+    padded = np.array([[1, 1, 1], [1, 1, 0]])
+    np.testing.assert_array_equal(decoder.cross_allowed(padded, 3, causal_when_square=True),
+                                  decoder.cross_allowed(padded, 3))
+    # in a model: the first decoder position sees encoder position 0 only, so moving the others leaves it alone
+    spec, w, ids, _, enc, _ = draw(8, length=4, enc_length=4)
+    base, _, _ = decoder.decoder_model(w, spec, ids, encoder_hidden_states=enc, cross_causal_when_square=True)
+    moved = enc.copy()
+    moved[:, 1:] += 3.0
+    out, _, _ = decoder.decoder_model(w, spec, ids, encoder_hidden_states=moved, cross_causal_when_square=True)
+    np.testing.assert_array_equal(out[:, 0], base[:, 0])
+    assert np.abs(out[:, 1] - base[:, 1]).min() > 0
