@@ -19,20 +19,30 @@ import numpy as np
 from .errors import ReferenceInputError, Refusal
 
 # torch.optim.AdamW's own messages for each hyper-parameter out of its domain
-_INVALID = {"lr": r"Invalid learning rate", "eps": r"Invalid epsilon value", "beta1": r"Invalid beta parameter at index 0",
+_INVALID = {"lr": r"Invalid learning rate: \S+$", "eps": r"Invalid epsilon value: \S+$", "beta1": r"Invalid beta parameter at index 0",
             "beta2": r"Invalid beta parameter at index 1", "weight_decay": r"Invalid weight_decay value"}
+# transformers.AdamW's (4.4.2-4.49: "[0.0, 1.0[" before 4.5, "[0.0, 1.0)" after); it does not check weight_decay
+_INVALID_TRANSFORMERS = {"lr": r"Invalid learning rate: \S+ - should be >= 0\.0",
+                         "eps": r"Invalid epsilon value: \S+ - should be >= 0\.0",
+                         "beta1": r"Invalid beta parameter: \S+ - should be in \[0\.0, 1\.0[\[)]",
+                         "beta2": r"Invalid beta parameter: \S+ - should be in \[0\.0, 1\.0[\[)]"}
 
 VARIANTS = ("torch", "transformers")
 
 
-def _check(lr, betas, eps, weight_decay):
+def _check(lr, betas, eps, weight_decay, variant="torch"):
+    """Refuse hyper-parameters outside AdamW's domain: lr < 0, eps < 0, a beta outside [0, 1), and for the torch
+    variant weight_decay < 0 (transformers.AdamW takes a negative decay and computes with it). The refusal expected
+    is a ValueError with the variant's own message for the parameter."""
     b1, b2 = betas
+    messages = _INVALID if variant == "torch" else _INVALID_TRANSFORMERS
     bad = [name for name, wrong in (("lr", lr < 0), ("eps", eps < 0), ("beta1", not 0.0 <= b1 < 1.0),
-                                    ("beta2", not 0.0 <= b2 < 1.0), ("weight_decay", weight_decay < 0)) if wrong]
+                                    ("beta2", not 0.0 <= b2 < 1.0), ("weight_decay", weight_decay < 0))
+           if wrong and name in messages]
     if bad:
         raise ReferenceInputError(f"invalid AdamW hyper-parameters lr={lr} betas={betas} eps={eps} "
                                   f"weight_decay={weight_decay}",
-                                  Refusal("adamw-hyperparameter", ("ValueError",), "|".join(_INVALID[b] for b in bad)))
+                                  Refusal("adamw-hyperparameter", ("ValueError",), "|".join(messages[b] for b in bad)))
 
 
 def adamw(params, grads, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, variant="torch",
@@ -49,7 +59,7 @@ def adamw(params, grads, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=
         raise ReferenceInputError("torch's AdamW always corrects the bias")
     if variant == "transformers" and amsgrad:
         raise ReferenceInputError("transformers' AdamW has no amsgrad")
-    _check(lr, betas, eps, weight_decay)
+    _check(lr, betas, eps, weight_decay, variant)
     b1, b2 = betas
     p = [np.array(x, dtype=np.float64) for x in params]
     m = [np.zeros_like(x) for x in p]

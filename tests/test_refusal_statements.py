@@ -100,3 +100,30 @@ def test_warmup_stable_decay_needs_steps_is_stated_and_made_per_release():
 def test_regression_and_multi_label_refusals_are_stated_and_made(loss, torch_loss, logits, labels):
     want = _refusal(lambda: loss(logits, labels))
     assert want.matches(_raised(lambda: torch_loss(torch.tensor(logits), torch.tensor(labels))))
+
+
+@pytest.mark.parametrize("hyper", [{"lr": -1e-3}, {"eps": -1e-8}, {"betas": (1.0, 0.999)}, {"betas": (0.9, 1.5)},
+                                   {"betas": (-0.1, 0.999)}])
+@pytest.mark.parametrize("variant", ["torch", "transformers"])
+def test_adamw_refusals_are_each_variants_own(variant, hyper):
+    """torch.optim.AdamW and transformers.AdamW name a bad hyper-parameter in their own words; each variant's
+    refusal matches its own optimizer's exception and not the other's."""
+    from reference import optim
+    want = _refusal(lambda: optim.adamw([[1.0]], [[[0.1]]], variant=variant, **hyper))
+    other = _refusal(lambda: optim.adamw([[1.0]], [[[0.1]]], variant=({"torch", "transformers"} - {variant}).pop(),
+                                         **hyper))
+    if variant == "transformers":
+        cls = getattr(__import__("transformers"), "AdamW", None)
+        if cls is None:
+            pytest.skip("this release has no transformers.AdamW")
+    else:
+        cls = torch.optim.AdamW
+    exc = _raised(lambda: cls([torch.nn.Parameter(torch.zeros(1))], **hyper))
+    assert want.matches(exc) and not other.matches(exc)
+
+
+def test_transformers_adamw_takes_a_negative_weight_decay():
+    from reference import optim
+    assert optim.adamw([[1.0]], [[[0.1]]], variant="transformers", weight_decay=-0.1)
+    with pytest.raises(ReferenceInputError):
+        optim.adamw([[1.0]], [[[0.1]]], variant="torch", weight_decay=-0.1)

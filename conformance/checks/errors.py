@@ -13,7 +13,7 @@ from ..compare import Comparison
 from ..port import narrowing
 from ..runner import reference_outputs, refusals
 from ..strategies import cases
-from .adamw import adamw_cases, run_adamw, reference_adamw
+from .adamw import _offered as adamw_offered, adamw_cases, run_adamw, reference_adamw
 from .masking import collate, masking_cases, masking_spec, replacements_of, special_ids
 
 
@@ -54,7 +54,8 @@ def corrupted(draw, valid_cases, how):
 
 def adamw_refuses(adapter, case, target):
     """Hyper-parameters outside AdamW's domain (negative lr or eps, a beta outside [0, 1)) are refused by both, the
-    implementation with the ValueError naming the parameter."""
+    implementation with the ValueError naming the parameter (torch.optim.AdamW's message, or transformers.AdamW's
+    own for the variant of the case)."""
     _, _, refusal = refusals(lambda: reference_adamw(case), lambda: run_adamw(adapter, case, target), adapter)
     return refusal or [Comparison("refusal", False, 0.0, "neither side refused")]
 
@@ -98,6 +99,9 @@ CHECKS = [
     Check("errors.adamw.hyperparameters", "errors", "torch.optim.AdamW", adamw_refuses.__doc__,
           lambda adapter: adamw_cases("torch.optim.AdamW", invalid=True), kind="error", prop=adamw_refuses,
           once=True, cpu_only=True, case_type=SubjectCase),
+    Check("errors.adamw.transformers_hyperparameters", "errors", "transformers.AdamW", adamw_refuses.__doc__,
+          lambda adapter: adamw_cases("transformers.AdamW", invalid=True), kind="error", prop=adamw_refuses,
+          once=True, cpu_only=True, case_type=SubjectCase, applies=adamw_offered("transformers.AdamW")),
     Check("errors.masking.probabilities", "errors", "DataCollatorForLanguageModeling", masking_refuses.__doc__,
           lambda adapter: masking_cases("pt", replacements_of(adapter), invalid=True), kind="error",
           prop=masking_refuses, once=True, cpu_only=True, case_type=SubjectCase),
