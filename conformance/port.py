@@ -28,6 +28,9 @@ Narrowing and port rules (optional attributes; the defaults are transformers' ow
 - `config_fixed`: {BertConfig field: value} the port cannot vary (e.g. `{"layer_norm_eps": 1e-12}`); the strategies
   draw configs with these values only. Default: nothing fixed.
 - `inputs_lacking`: the optional inputs its forward does not take (e.g. `("position_ids",)`); never drawn.
+- `outputs_lacking`: the outputs its `run` never returns (e.g. `("loss", "loss_grad")`: an inference graph has no
+  loss and no autograd); comparisons leave them out and the checks about them are not applicable.
+- `dtypes`: the dtypes it computes in (e.g. `("float32",)`); targets in another dtype are not applicable.
 - `ignore_index`: the label its losses leave out, an int or {head: int} for the heads that differ from -100; the
   strategies draw it for ignored labels and the reference ignores it.
 - `refusals`: {refusal kind: `reference.errors.Refusal`} for bad input it refuses otherwise than the reference
@@ -86,10 +89,25 @@ CAPABILITIES = (
                ("checkpoint_tokenizer", "encode", "save_checkpoint", "checkpoint_model", "loading_report",
                 "set_parameters", "run_model", "parameter_names", "parameter"),
                ("checkpoint.",)),
+    Capability("gradients", "the gradient of the loss with respect to every parameter", ("parameter_grads",),
+               ("gradients.",)),
     Capability("decoder", "a decoder with cross-attention and a KV cache", ("run_cross", "run_incremental"),
                ("decoding.",)),
+    Capability("options", "head options and forward contracts (label aliases, calls in sequence on one model, the "
+               "caller's tensors after a forward)", ("run_renamed", "run_in_sequence", "inputs_after_forward"),
+               ("options.",)),
+    Capability("train", "train mode (dropout, gradient checkpointing)", ("train_run",),
+               ("train.eval_equivalence.", "train.dropout", "train.checkpointing.", "train.chunking")),
+    Capability("steps", "optimizer steps end to end", ("train_steps",), ("train.steps.",)),
+    Capability("surface", "forward arguments and outputs beyond the default forward (any mask, inputs_embeds, "
+               "head_mask, output_attentions, output_hidden_states)", ("run_surface",), ("surface.",)),
 )
 CAPABILITIES_BY_NAME = {c.name: c for c in CAPABILITIES}
+OUTPUT_CHECKS = {  # the checks whose point is an output a port may not compute (`outputs_lacking`)
+    "loss": ("loss.", "errors.out_of_range.", "errors.wrong_shape.", "errors.float_dtype.",
+             "metamorphic.padding_invariance.", "metamorphic.choice_permutation", "metamorphic.ignored_zero_grad."),
+    "loss_grad": ("metamorphic.ignored_zero_grad.",),
+}
 DECODER_CHECKS = ("encoder.causal", "head.causal_lm", "loss.causal_lm.", "metamorphic.ignored_zero_grad.causal_lm",
                   "checkpoint.head.causal_lm")  # checks of a decoder (is_decoder, BertLMHeadModel)
 
@@ -110,6 +128,9 @@ def not_offered(adapter, check):
     capability = capability_of(check)
     if capability is not None and not capability.offered_by(adapter):
         return f"{who} does not offer {capability.description} (no {', '.join(capability.missing(adapter))})"
+    lacking = [o for o in outputs_lacking(adapter) if check.id.startswith(OUTPUT_CHECKS.get(o, ()))]
+    if lacking:
+        return f"{who} computes no {', '.join(lacking)} (its outputs_lacking)"
     if check.id.startswith(DECODER_CHECKS) and "BertLMHeadModel" not in heads(adapter):
         return f"{who} has no decoder (BertLMHeadModel is not among its heads)"
     if check.head in HEADS and check.head not in heads(adapter):
@@ -135,6 +156,17 @@ def config_fixed(adapter):
 def inputs_lacking(adapter):
     """The optional inputs `adapter`'s forward does not take (none by default)."""
     return tuple(getattr(adapter, "inputs_lacking", ()))
+
+
+def outputs_lacking(adapter):
+    """The outputs `adapter`'s `run` never returns (e.g. `("loss", "loss_grad")` for an inference graph), none by
+    default: reference comparisons leave them out, and the checks about them (`OUTPUT_CHECKS`) are not applicable."""
+    return tuple(getattr(adapter, "outputs_lacking", ()))
+
+
+def dtypes(adapter):
+    """The dtypes `adapter` computes in (its `dtypes`; default: any). A target in another dtype is not applicable."""
+    return tuple(getattr(adapter, "dtypes", ())) or None
 
 
 def ignore_index(adapter, head):

@@ -1,3 +1,187 @@
-"""The model's wider surface against the reference: relative positions, any attention mask, attention probabilities and every hidden state, inputs_embeds, head_mask, the untied decoder."""
+"""The model's wider surface against the reference: relative positions, any attention mask, attention probabilities and every hidden state, inputs_embeds, head_mask, the untied decoder.
 
-CHECKS = []
+Each check draws `SurfaceCase`s with some surface features (`surface_cases`), runs them through the adapter's
+`run_surface` and compares every output the model returns (the head's outputs, every hidden state, every layer's
+attention probabilities) with the reference, which follows the release's rules (`rules`, through `adapter.has`).
+"""
+
+from dataclasses import replace
+
+import numpy as np
+
+from reference import BertSpec
+from reference import heads as ref_heads
+
+from ..case import logit_keys
+from ..check import SDPA_FLOAT64_CAUSAL_MASK, Check
+from ..compare import CONDITIONING, EPS, Comparison, compare, conditioned, rounding, tolerance
+from .surface_cases import surface_strategy
+
+ADDITIVE_MASK = -10000.0  # the masked value of transformers before 4.21
+ADDITIVE_MASK_ROUNDING = "additive-mask-rounding"
+
+
+def rules(adapter, target):
+    """The release's rules for the reference: the fully-masked-query rule (`reference.attention`), whether
+    relative positions and head_mask still exist, whether sdpa returns attention probabilities, the untied
+    decoder's bias."""
+    sdpa = target.attn == "sdpa"
+    if sdpa and adapter.has("sdpa-fully-masked-query-zero"):
+        fully_masked = "zero"
+    else:
+        fully_masked = "uniform" if adapter.has("attention-mask-finfo-min") else "all_keys"
+    return {"fully_masked": fully_masked,
+            "relative": not adapter.has("relative-position-embeddings-removed"),
+            "head_mask": not adapter.has("head-mask-removed"),
+            "attentions": not (sdpa and adapter.has("sdpa-output-attentions-dropped")),
+            "decoder_bias": "own" if adapter.has("untied-decoder-own-bias") else "shared"}
+
+
+def surface_spec(config, rule):
+    """The BertSpec the release computes with: a relative `position_embedding_type` is absolute where the release
+    no longer has relative positions (it ignores the field)."""
+    spec = BertSpec.from_mapping(config)
+    return spec if rule["relative"] else replace(spec, position_embedding_type="absolute")
+
+
+def expected_outputs(case, weights, rule):
+    """The reference's outputs of `case` under `rule`, flattened: the head's outputs, `last_hidden_state` (a task
+    head's only with hidden states asked for), `hidden_states.i` and `attentions.i` when asked for."""
+    inputs = dict(case.inputs)
+    record = {}
+    surface = {"fully_masked": rule["fully_masked"], "record": record,
+               "inputs_embeds": inputs.pop("inputs_embeds", None)}
+    head_mask = inputs.pop("head_mask", None)
+    if rule["head_mask"]:
+        surface["head_mask"] = head_mask
+    inputs.setdefault("input_ids", None)
+    kw = {"decoder_bias": rule["decoder_bias"]} if case.head in ("BertForMaskedLM", "BertForPreTraining",
+                                                                 "BertLMHeadModel") else {}
+    out = ref_heads.HEADS[case.head](weights, surface_spec(case.config, rule), **inputs, surface=surface, **kw)
+    flat = {key: out[key] for key in logit_keys(case.head)}
+    options = case.options
+    if case.head == "BertModel" or options.get("output_hidden_states"):
+        flat["last_hidden_state"] = out["last_hidden_state"]
+    if options.get("output_hidden_states"):
+        flat.update({f"hidden_states.{i}": h for i, h in enumerate(record["hidden_states"])})
+    if options.get("output_attentions") and rule["attentions"]:
+        flat.update({f"attentions.{i}": a for i, a in enumerate(record["attentions"])})
+    return flat
+
+
+def _flat_actual(actual):
+    flat = {k: v for k, v in actual.items() if k not in ("hidden_states", "attentions")}
+    for key in ("hidden_states", "attentions"):
+        flat.update({f"{key}.{i}": v for i, v in enumerate(actual.get(key) or ())})
+    return flat
+
+
+def _sensitivity(case, weights, rule, dtype, base, draws=2):
+    """How far the reference's outputs move when every weight and float input is moved by eps(`dtype`) of itself
+    in a random direction (as rounding them to `dtype` may), the most over `draws` seeded draws."""
+    moved = {key: np.zeros_like(value) for key, value in base.items()}
+    for draw in range(draws):
+        rng = np.random.default_rng(draw)
+
+        def jitter(w):
+            return w * (1 + EPS[dtype] * rng.choice((-1.0, 1.0), size=np.shape(w)))
+
+        perturbed = {name: jitter(w) for name, w in weights.items()}
+        inputs = {k: jitter(v) if k == "inputs_embeds" else v for k, v in case.inputs.items()}
+        out = expected_outputs(replace(case, inputs=inputs), perturbed, rule)
+        for key in moved:
+            moved[key] = np.fmax(moved[key], np.abs(out[key] - base[key]))
+    return moved
+
+
+def _fully_masked(case, spec):
+    mask = case.inputs.get("attention_mask")
+    if mask is None:
+        return False
+    allowed = mask[:, None, :].astype(bool)
+    if spec.is_decoder:
+        allowed = allowed & np.tril(np.ones((mask.shape[1],) * 2, dtype=bool))
+    return not allowed.any(axis=-1).all()
+
+
+def surface_forward(adapter, case, target):
+    """Every output the model returns for a surface case (head outputs, hidden states, attention probabilities)
+    equals the reference's under the release's rules; where the release returns no attention probabilities under
+    sdpa, none are returned."""
+    rule = rules(adapter, target)
+    try:
+        actual, weights = adapter.run_surface(case.copy(), target.attn, target.device, target.dtype)
+    except Exception as exc:
+        if SDPA_FLOAT64_CAUSAL_MASK.applies(adapter, case, target) and SDPA_FLOAT64_CAUSAL_MASK.explains(exc):
+            return [Comparison("raises", True, 0.0, f"explained: {SDPA_FLOAT64_CAUSAL_MASK.id}",
+                               explained=SDPA_FLOAT64_CAUSAL_MASK.id)]
+        raise
+    expected = expected_outputs(case, weights, rule)
+    results = []
+    if case.options.get("output_attentions") and not rule["attentions"]:
+        returned = len(actual.get("attentions") or ())
+        results.append(Comparison("attentions", returned == 0, 0.0 if returned == 0 else np.inf,
+                                  "" if returned == 0 else f"sdpa returned {returned} attention tensors; this "
+                                  "release's sdpa returns none"))
+    actual = _flat_actual(actual)
+    tol = tolerance(target.dtype, target.device)
+    for key, value in expected.items():
+        if key not in actual:
+            results.append(Comparison(key, False, np.inf, f"{key}: transformers returned no such output"))
+        else:
+            results.append(compare(key, actual[key], value, tol))
+    for key in actual:
+        if key not in expected and key.split(".")[0] in ("hidden_states", "attentions"):
+            results.append(Comparison(key, False, np.inf, f"{key}: returned, but not asked for / not expected"))
+    if all(r.ok for r in results) or target.dtype not in EPS:
+        return results
+    moved = _sensitivity(case, weights, rule, target.dtype, expected)
+    # before 4.21 the mask adds -10000 to a fully masked query's scores, rounding them at 10000 * eps
+    additive = rule["fully_masked"] == "all_keys" and _fully_masked(case, BertSpec.from_mapping(case.config))
+    for i, r in enumerate(results):
+        if r.ok or r.key not in expected or r.key not in actual:
+            continue
+        results[i] = conditioned(r, actual[r.key], expected[r.key], tol, moved[r.key])
+        if not results[i].ok and additive:
+            floor = CONDITIONING * rounding(target.dtype, 2, -ADDITIVE_MASK)
+            judged = compare(r.key, actual[r.key], expected[r.key], tol, floor=floor)
+            if judged.ok:
+                judged.explained = ADDITIVE_MASK_ROUNDING
+                results[i] = judged
+    return results
+
+
+def _surface(name, head, description, features, known=(), max_examples=15, **kw):
+    return Check(f"surface.{name}", "surface", head, description, surface_strategy(head, features, **kw),
+                 kind="property", prop=surface_forward, known=known, max_examples=max_examples)
+
+
+CHECKS = [
+    _surface("relative_positions", "BertModel",
+             "position_embedding_type relative_key / relative_key_query with any mask (4.x; 5.x ignores the field "
+             "and computes absolute positions)", {"relative": True, "mask": "holes"}),
+    _surface("relative_positions.causal", "BertLMHeadModel",
+             "relative positions in a decoder (causal attention) with any padding", {"relative": True, "mask": "holes"},
+             known=(SDPA_FLOAT64_CAUSAL_MASK,), is_decoder=True),
+    _surface("masks", "BertModel",
+             "any attention mask: right and left padding, holes, fully masked rows (each release's masking rule)",
+             {"mask": "any"}),
+    _surface("masks.causal", "BertModel", "a decoder's attention with any mask, fully masked queries included",
+             {"mask": "any"}, known=(SDPA_FLOAT64_CAUSAL_MASK,), is_decoder=True),
+    _surface("attentions", "BertModel",
+             "output_attentions: every layer's attention probabilities, any mask (sdpa: per release)",
+             {"attentions": True, "mask": "any"}),
+    _surface("hidden_states", "BertForTokenClassification",
+             "output_hidden_states: the embeddings output and every layer's output", {"hidden_states": True,
+                                                                                     "mask": "left"}),
+    _surface("inputs_embeds", "BertForSequenceClassification", "inputs_embeds instead of input_ids",
+             {"inputs_embeds": True, "hidden_states": True}),
+    _surface("inputs_embeds.masked_lm", "BertForMaskedLM", "inputs_embeds instead of input_ids, into the MLM head",
+             {"inputs_embeds": True}),
+    _surface("head_mask", "BertModel", "head_mask ([heads] or [layers, heads]) scales attention probabilities "
+             "(before 5.0; 5.x accepts and ignores it)", {"head_mask": True, "attentions": True}),
+    _surface("untied_decoder", "BertForMaskedLM", "tie_word_embeddings=False: the MLM decoder's own weight, and "
+             "its own bias from 5.0", {"untied": True}),
+    _surface("untied_decoder.pretraining", "BertForPreTraining", "tie_word_embeddings=False in the pretraining "
+             "head", {"untied": True}),
+]
