@@ -12,7 +12,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Tuple
 
+import numpy as np
+
 from reference.activations import ACTIVATIONS
+from reference.options import mse_broadcast
 
 from .case import Case
 from .drift import CHANGES
@@ -130,3 +133,78 @@ def expected_refusal(reference_error, adapter=None):
         if before is not None and not adapter.has(change.id):
             return before
     return expected
+
+
+# --- known bugs of real releases ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KnownBug:
+    """A bug of real releases, as data: an expected failure.
+
+    It holds from the release of the drift change `introduced` up to, not including, that of the change `fixed`
+    (asked through `adapter.has`, so another port answers for itself), for the `checks` named and the cases and
+    targets `cases` and `targets` select. A case of those checks whose comparisons fail there is the bug showing
+    (with `predict`, `(case, the implementation's outputs) -> {flattened output name: the value the bug yields}`,
+    only if the implementation matches that prediction, computed from its own outputs such as its logits, which are
+    compared with the reference as usual): the cell's outcome is `known_bug`, and the run does not fail.
+    `counterexample` (a Case as JSON) is run on every target of those checks: where the bug holds it must show
+    (else the entry is stale, a failure), and elsewhere it must pass like any case."""
+
+    id: str
+    description: str
+    checks: Tuple[str, ...]
+    introduced: str
+    fixed: str
+    counterexample: str
+    predict: Optional[Callable] = None
+    cases: Callable = lambda case: True
+    targets: Callable = lambda target: True
+
+    def holds(self, adapter):
+        """Whether `adapter`'s release has the bug (at or after `introduced`, before `fixed`)."""
+        return bool(adapter.has(self.introduced) and not adapter.has(self.fixed))
+
+    def applies(self, adapter, case, target):
+        """Whether the bug is expected to show on `case` and `target` of `adapter`'s release."""
+        return bool(self.holds(adapter) and self.cases(case) and self.targets(target))
+
+    def case(self):
+        """The counterexample as a `Case`."""
+        return Case.from_json(self.counterexample)
+
+
+def _broadcast_regression(case, outputs):
+    """4.6.0's regression with one label: the loss and its gradient of MSE over the [B, 1] x [B] broadcast of the
+    implementation's own logits (`outputs`) and the labels (`reference.options.mse_broadcast`)."""
+    loss, grad = mse_broadcast(outputs["logits"], case.labels["labels"])
+    return {"loss": loss, "loss_grad.logits": grad}
+
+
+_REGRESSION_CONFIG = dict(vocab_size=8, hidden_size=4, num_hidden_layers=1, num_attention_heads=1,
+                          intermediate_size=4, hidden_act="gelu", layer_norm_eps=1e-12, max_position_embeddings=20,
+                          type_vocab_size=2, is_decoder=False, num_labels=1)
+KNOWN_BUGS = (
+    KnownBug(
+        "regression-broadcast-4.6.0",
+        "transformers 4.6.0 computes the regression loss with num_labels == 1 as MSELoss(logits.view(-1, 1), labels): "
+        "labels of shape [B] broadcast against the [B, 1] logits, so the loss is the mean of (logits_i - labels_j)^2 "
+        "over a B x B matrix (torch warns about the broadcast); [B, 1] labels and B == 1 are unaffected. Fixed in "
+        "4.6.1 (logits and labels squeezed).",
+        ("loss.sequence_classification.regression", "options.num_labels_one.regression"),
+        "sequence-classification-problem-type", "regression-one-label-squeezed",
+        Case("BertForSequenceClassification", _REGRESSION_CONFIG, 0,
+             {"input_ids": np.array([[1, 2, 3], [4, 5, 6]])},
+             {"labels": np.array([0.5, -1.0])}).to_json(),
+        predict=_broadcast_regression,
+        cases=lambda case: case.labels.get("labels") is not None and case.labels["labels"].ndim == 1
+        and case.config.get("num_labels") == 1 and case.labels["labels"].shape[0] > 1
+        and case.config.get("problem_type") in (None, "regression"),
+    ),
+)
+KNOWN_BUGS_BY_ID = {bug.id: bug for bug in KNOWN_BUGS}
+
+
+def known_bugs(check):
+    """The known bugs declared for `check` (by its id)."""
+    return tuple(bug for bug in KNOWN_BUGS if check.id in bug.checks)

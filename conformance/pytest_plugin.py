@@ -16,7 +16,9 @@ from .compare import tolerance
 from .records import (NOT_APPLICABLE, SCHEMA, append_record, environment as run_environment, expected_pairs,
                       json_number, peak_rss_mb, write_json)
 from .registry import CHECKS_BY_ID
-from .runner import DEFAULT_ADAPTER
+from .check import KNOWN_BUGS_BY_ID
+from .known_bugs import PREFIX as KNOWN_BUG
+from .runner import DEFAULT_ADAPTER, reproduce_command
 from .targets import DEFAULT_DTYPES, check_targets, load_adapter, make_targets
 
 COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], print_blob=True)
@@ -160,11 +162,14 @@ def pytest_sessionfinish(session, exitstatus):
 
 def outcome_of(report, props):
     """The record's outcome: not_applicable / skipped from the skip reason; fail for a comparison that did not
-    hold (test_check records `failure` = "fail"), error for any other exception; explained / pass otherwise."""
+    hold (test_check records `failure` = "fail"), error for any other exception; known_bug where a known bug of a
+    real release showed (`conformance.known_bugs`); explained / pass otherwise."""
     if report.skipped:
         return "not_applicable" if skip_reason(report).startswith(NOT_APPLICABLE) else "skipped"
     if report.failed:
         return "fail" if report.when == "call" and props.get("failure") == "fail" else "error"
+    if any(k.startswith(KNOWN_BUG) for k in props.get("explained") or ()):
+        return "known_bug"
     return "explained" if props.get("explained") else "pass"
 
 
@@ -193,6 +198,12 @@ def check_record(item, report):
     elif report.failed:
         crash = getattr(report.longrepr, "reprcrash", None)
         message = props.get("failure_message") or (crash.message if crash else str(report.longrepr)[-4000:])
+    bugs = [k[len(KNOWN_BUG):] for k in props.get("explained") or () if k.startswith(KNOWN_BUG)]
+    if outcome == "known_bug":  # the bug's description, its counterexample and the command that shows it
+        message = "\n".join(f"known bug {b}: {KNOWN_BUGS_BY_ID[b].description}" for b in bugs)
+        first = KNOWN_BUGS_BY_ID[bugs[0]]
+        props.update(counterexample=first.counterexample,
+                     reproduce=reproduce_command(check, target, _adapter(item.config), first.case()))
     try:
         tol = tolerance(target.dtype, target.device)
         tol = {"rtol": tol.rtol, "atol": tol.atol}
@@ -208,13 +219,14 @@ def check_record(item, report):
         "max_error_ratio": json_number(props.get("max_error_ratio")),
         "failure_ratio": json_number(props.get("failure_ratio")) if failed else None,
         "tolerance": tol,
-        "explained": props.get("explained") or [],
+        "explained": [k for k in props.get("explained") or () if not k.startswith(KNOWN_BUG)],
+        "known_bugs": bugs,
         "duration_s": round(report.duration, 3),
         "peak_rss_mb": peak_rss_mb(),
         "message": message,
         "traceback": str(report.longrepr)[-4000:] if outcome == "error" else None,
-        "counterexample": props.get("counterexample") if failed else None,
-        "reproduce": props.get("reproduce") if failed else None,
+        "counterexample": props.get("counterexample") if failed or bugs else None,
+        "reproduce": props.get("reproduce") if failed or bugs else None,
         "env": environment(item.config),
         "time": time.time(),
     }

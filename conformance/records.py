@@ -19,7 +19,7 @@ import sys
 import numpy
 
 SCHEMA = 1
-OUTCOMES = ("pass", "explained", "fail", "error", "not_applicable", "skipped", "missing")
+OUTCOMES = ("pass", "explained", "known_bug", "fail", "error", "not_applicable", "skipped", "missing")
 RECORDED_OUTCOMES = OUTCOMES[:-1]  # `missing` is what a report says of an expected pair nobody recorded
 LEGACY_OUTCOMES = {"passed": "pass", "failed": "fail"}  # records written before the outcome vocabulary
 NOT_APPLICABLE = "not applicable:"  # the prefix of a skip reason that makes the outcome `not_applicable`

@@ -18,6 +18,7 @@ from reference import heads as ref_heads
 
 from .check import expected_refusal, raised_by_harness
 from .compare import EPS, Comparison, compare, conditioned, tolerance
+from .known_bugs import confirm, judged
 from .port import IGNORE_INDEX, ignore_index
 
 
@@ -217,8 +218,10 @@ def _described(exc):
 def run_check(check, adapter, case, target):
     """The comparisons of one case: against the reference, or the check's own property."""
     if check.kind == "reference":
-        return compare_with_reference(check, case, adapter, target)
-    return check.prop(adapter, case, target)
+        results = compare_with_reference(check, case, adapter, target)
+    else:
+        results = check.prop(adapter, case, target)
+    return judged(check, adapter, case, target, results)  # a case failing as a known bug predicts is that bug
 
 
 # --- the Hypothesis test of one check on one target ------------------------------------------------------------
@@ -361,7 +364,14 @@ def target_test(check, target, adapter, hypothesis_settings, stats, screened=Non
     """Run `check` on `target`, keeping `stats`; raise on a failure. With `screened` (this target's result of a
     `screen` seeded with `seed_value`): nothing to run if it passed; if it failed, the target's own run from the
     same seed reaches the same case and shrinks it; should that run pass (a failure that does not reproduce), the
-    screened case itself is run again and reported."""
+    screened case itself is run again and reported. Then the counterexample of each known bug of the check
+    (`known_bugs.confirm`)."""
+    _target_test(check, target, adapter, hypothesis_settings, stats, screened, seed_value)
+    confirm(check, target, adapter, stats, run_check,
+            lambda case, results: _failed(check, target, adapter, case, stats, results))
+
+
+def _target_test(check, target, adapter, hypothesis_settings, stats, screened=None, seed_value=None):
     if screened is None:
         return property_test(check, target, adapter, hypothesis_settings, stats, seed_value=seed_value)()
     if screened["failing"] is None:

@@ -27,6 +27,7 @@ from .torch_models import (TINY, BuiltModel, available_devices, forward, read_on
 from .transformers_checkpoint import CheckpointMethods
 from .transformers_decoding import DecodingMethods
 from .transformers_gradients import GradientMethods
+from .transformers_options import OptionMethods
 from .transformers_surface import SurfaceMethods
 from .transformers_training import TrainingMethods
 
@@ -43,7 +44,8 @@ def fresh(config, built):
             attributes[key] = copy.deepcopy(value)
 
 
-class TransformersAdapter(TrainingMethods, CheckpointMethods, SurfaceMethods, DecodingMethods, GradientMethods):
+class TransformersAdapter(TrainingMethods, CheckpointMethods, SurfaceMethods, DecodingMethods, GradientMethods,
+                         OptionMethods):
     """Builds, loads and runs transformers' BERT classes; returns numpy float64 outputs."""
 
     name = "transformers"

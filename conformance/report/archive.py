@@ -23,7 +23,8 @@ from .matrix import catalog, merge
 COMPACT = "compact"
 SCHEMA = 2
 FIELDS = ("check", "area", "target", "outcome", "examples", "max_error_ratio", "failure_ratio", "tolerance",
-          "explained", "duration_s", "peak_rss_mb", "message", "traceback", "counterexample", "reproduce")
+          "explained", "known_bugs", "duration_s", "peak_rss_mb", "message", "traceback", "counterexample",
+          "reproduce")
 RUN_FIELDS = ("run_id", "args", "start", "end", "exitstatus")
 KEPT_RUNS = 10  # the newest runs a compact file lists
 

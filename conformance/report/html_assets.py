@@ -9,7 +9,7 @@ changed" panels.
 """
 
 CSS = """
-:root { --bar: 80px; --head: 40px; --pass: #d8f0d8; --explained: #d6e8fa; --fail: #f8c8c8; --error: #f6d2a8;
+:root { --bar: 80px; --head: 40px; --pass: #d8f0d8; --explained: #d6e8fa; --known_bug: #e6d3f5; --fail: #f8c8c8; --error: #f6d2a8;
         --not_applicable: #e4e4e4; --skipped: #f4f4f4; --missing: #fff3b0; --border: #ccc;
         font-family: system-ui, sans-serif; font-size: 14px; }
 body { margin: 0 1.5em 2em; padding-top: var(--bar); color: #222; }
@@ -36,6 +36,7 @@ table.numbers td { text-align: right; }
 #matrix td a, .swatch { color: inherit; text-decoration: none; }
 #matrix td a:hover { text-decoration: underline; }
 .o-pass { background: var(--pass); } .o-explained { background: var(--explained); }
+.o-known_bug { background: var(--known_bug); font-style: italic; }
 .o-fail { background: var(--fail); font-weight: bold; } .o-error { background: var(--error); font-weight: bold; }
 .o-not_applicable { background: var(--not_applicable); color: #555; }
 .o-skipped { background: var(--skipped); color: #777; }

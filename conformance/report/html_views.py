@@ -23,6 +23,8 @@ from .text import CHANGED, cell_reason, change_example, known_descriptions, rati
 OUTCOME_MEANING = {
     "pass": "every comparison within the dtype's own tolerance",
     "explained": "differs from the reference by a documented known difference (the reason is in the detail)",
+    "known_bug": "fails exactly as a recorded bug of this release predicts (the bug and its counterexample are in "
+                 "the detail); not a failure of the run",
     "fail": "a comparison did not hold",
     "error": "an unexpected exception in the implementation, the adapter or the harness",
     "not_applicable": "the version lacks the feature",

@@ -112,7 +112,8 @@ def _summary(matrix):
         lines.append(f"- {impl} {version}: {version_note(matrix, impl, version)}")
     lines += [f"- {line}" for line in unfinished_runs(matrix)]
     lines += ["", "Cells: outcome and the largest error/tolerance ratio seen (over 1 fails). Outcomes: `pass`; "
-              "`explained` (a documented known difference); `fail` (a comparison did not hold); `error` (an "
+              "`explained` (a documented known difference); `known_bug` (fails exactly as a recorded bug of that "
+              "release predicts: not a failure of the run; the bug and its counterexample are in the details); `fail` (a comparison did not hold); `error` (an "
               "unexpected exception); `not_applicable` (the version lacks the feature); `skipped` (the target "
               "cannot run it); `missing` (expected, but no result was recorded: a crashed or killed worker). No "
               "ratio: exact agreement, or nothing numeric compared. `—`: not run on that target (checks of losses, "
@@ -200,6 +201,18 @@ def _details(matrix):
         lines += ["; ".join(facts) + ".", "", _fence(r.get("message") or "(no message)", "text"), ""]
         if r.get("counterexample"):
             lines += ["Minimal counterexample:", "", _fence(r["counterexample"], "json"), ""]
+        if r.get("reproduce"):
+            lines += ["Reproduce:", "", _fence(r["reproduce"], "bash"), ""]
+    bugs = [c for c in problems if c.outcome == "known_bug"]
+    if bugs:
+        lines += ["### Known bugs", "", "Cells that fail exactly as a recorded bug of the release predicts "
+                  "(`conformance.check.KNOWN_BUGS`); the same check passes where the bug is fixed.", ""]
+    for cell in bugs:
+        r = cell.record or {}
+        lines += [f"#### known_bug: {cell.check} on {cell.column.impl} {cell.column.version} {cell.column.target}",
+                  "", _fence(r.get("message") or "(no message)", "text"), ""]
+        if r.get("counterexample"):
+            lines += ["Counterexample:", "", _fence(r["counterexample"], "json"), ""]
         if r.get("reproduce"):
             lines += ["Reproduce:", "", _fence(r["reproduce"], "bash"), ""]
     missing = [c for c in problems if c.outcome == "missing"]

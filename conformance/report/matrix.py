@@ -14,7 +14,7 @@ from packaging.version import InvalidVersion, Version
 from .. import drift, registry
 from ..records import LEGACY_OUTCOMES
 
-PROBLEMS = ("fail", "error", "missing", "not_applicable", "skipped")  # outcomes that get a details entry
+PROBLEMS = ("fail", "error", "known_bug", "missing", "not_applicable", "skipped")  # outcomes that get a details entry
 ORDER = {"device": ("cpu", "cuda", "mps"), "dtype": ("float64", "float32", "bfloat16"), "attn": ("eager", "sdpa")}
 
 

@@ -11,7 +11,8 @@ from html import escape
 BELOW = ("#ffffd9", "#c7e9b4", "#7fcdbb", "#41b6c4", "#1d91c0", "#225ea8", "#0c2c84")
 ABOVE = ("#fdae61", "#f46d43", "#d73027", "#a50026")
 NO_RATIO = "#ffffff"  # exact agreement, or nothing numeric compared
-OUTCOME_FILL = {"not_applicable": "#d9d9d9", "skipped": "#ececec", "missing": "#fff3b0", "error": "#f6a04d",
+OUTCOME_FILL = {"known_bug": "#c9a6e8",
+                "not_applicable": "#d9d9d9", "skipped": "#ececec", "missing": "#fff3b0", "error": "#f6a04d",
                 "none": "#f7f7f7"}
 CELL_W, CELL_H, LABEL_W, HEAD_H, FOOT_H = 18, 12, 300, 56, 18
 

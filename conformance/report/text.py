@@ -7,7 +7,7 @@ import math
 from ..records import OUTCOMES
 from .matrix import catalog, version_key
 
-SEVERITY = ("fail", "error", "missing", "skipped", "not_applicable", "explained", "pass")  # worst first
+SEVERITY = ("fail", "error", "missing", "known_bug", "skipped", "not_applicable", "explained", "pass")  # worst first
 CHANGED = "Δ"  # marks a cell whose outcome differs from the same target in the previous version
 
 
@@ -136,7 +136,7 @@ def cell_reason(cell, descriptions):
         return " ".join(descriptions.get(k, k) for k in record.get("explained") or []) or "a known difference"
     if cell.outcome == "missing":
         return f"expected by run {cell.run_id}, never recorded: its worker crashed or was killed"
-    if cell.outcome in ("not_applicable", "skipped", "fail", "error"):
+    if cell.outcome in ("not_applicable", "skipped", "fail", "error", "known_bug"):
         return (record.get("message") or "").strip().split("\n")[0]
     return ""
 
