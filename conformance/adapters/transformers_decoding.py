@@ -18,6 +18,7 @@ from .torch_models import TORCH_DTYPES, to_numpy
 
 DECODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "encoder_hidden_states",
                   "encoder_attention_mask")  # the forward inputs of a decoding case (other entries are the harness's)
+LM_HEADS = ("BertLMHeadModel", "BertForMaskedLM")  # the heads with logits besides the last hidden state
 PER_POSITION = ("input_ids", "token_type_ids", "position_ids")  # sliced to each chunk's positions
 
 
@@ -41,7 +42,7 @@ class DecodingMethods:
 
     def _decoder_outputs(self, head, out):
         result = {"last_hidden_state": out.hidden_states[-1]}
-        if head == "BertLMHeadModel":
+        if head in LM_HEADS:
             result["logits"] = out.logits
         return result
 
@@ -54,9 +55,9 @@ class DecodingMethods:
             self.bare_seconds += time.perf_counter() - start
 
     def run_cross(self, case, attn="eager", device="cpu", dtype="float64"):
-        """One forward of the decoder `case.head` (BertModel or BertLMHeadModel, is_decoder, add_cross_attention) on
-        `case.inputs` with its encoder states, without a cache. Returns ({last_hidden_state, pooler_output for
-        BertModel, logits for BertLMHeadModel} as float64 numpy, weights)."""
+        """One forward of the decoder `case.head` (BertModel, BertLMHeadModel or BertForMaskedLM; is_decoder,
+        add_cross_attention) on `case.inputs` with its encoder states, without a cache. Returns ({last_hidden_state,
+        pooler_output for BertModel, logits for the LM heads} as float64 numpy, weights)."""
         model, weights = self.build(case, attn, device, dtype)
         out = self._decoder_forward(model, dict(self._decoder_kwargs(case.inputs, device, dtype), use_cache=False))
         result = self._decoder_outputs(case.head, out)

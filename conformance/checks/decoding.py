@@ -35,6 +35,7 @@ SDPA_FLOAT64_CACHED_CHUNK = KnownDifference(
     cases=lambda case: len(case.inputs["chunks"]) > 1 and max(case.inputs["chunks"][1:]) > 1,
     targets=SDPA_FLOAT64_CAUSAL_MASK.targets,
 )
+MAX_EXAMPLES = 25  # each example builds a model and runs up to 2 + length forwards: the ci profile's time
 KNOWN = (CROSS_FLOAT64_REFUSED, SDPA_FLOAT64_CAUSAL_MASK, SDPA_FLOAT64_CACHED_CHUNK)
 
 
@@ -46,7 +47,7 @@ def cross_rule(adapter, target):
 
 def reference_outputs(case, weights, chunks=None, causal_when_square=False):
     """The reference's outputs of the decoder `case` (one pass, or incremental in `chunks`): last_hidden_state,
-    logits for BertLMHeadModel, pooler_output for BertModel's one pass; `causal_when_square` as in
+    logits for BertLMHeadModel and BertForMaskedLM, pooler_output for BertModel's one pass; `causal_when_square` as in
     `reference.decoder.cross_allowed`."""
     weights = as_float64(weights)
     spec = BertSpec.from_mapping(case.config)
@@ -65,7 +66,7 @@ def reference_outputs(case, weights, chunks=None, causal_when_square=False):
         hidden = decode_incremental(weights, spec, inputs["input_ids"], chunks, inputs.get("attention_mask"),
                                     prefix=prefix, **args)
     out["last_hidden_state"] = hidden
-    if case.head == "BertLMHeadModel":
+    if case.head in ("BertLMHeadModel", "BertForMaskedLM"):
         out["logits"] = lm_prediction_head(hidden, weights, spec)
     return out
 
@@ -177,14 +178,18 @@ CHECKS = [
     Check("decoding.cross.model", "decoding", "BertModel",
           "BertModel as a decoder with cross-attention (encoder_hidden_states, encoder_attention_mask): last hidden "
           "state and pooled output", decoder_cases("BertModel", cross=True), kind="property",
-          prop=cross_vs_reference, known=KNOWN),
+          prop=cross_vs_reference, known=KNOWN, max_examples=MAX_EXAMPLES),
     Check("decoding.cross.causal_lm", "decoding", "BertLMHeadModel",
           "BertLMHeadModel with cross-attention: logits and last hidden state",
-          decoder_cases("BertLMHeadModel", cross=True), kind="property", prop=cross_vs_reference, known=KNOWN),
+          decoder_cases("BertLMHeadModel", cross=True), kind="property", prop=cross_vs_reference, known=KNOWN, max_examples=MAX_EXAMPLES),
+    Check("decoding.cross.masked_lm", "decoding", "BertForMaskedLM",
+          "BertForMaskedLM configured as a decoder with cross-attention (it takes encoder_hidden_states too): logits "
+          "and last hidden state", decoder_cases("BertForMaskedLM", cross=True), kind="property",
+          prop=cross_vs_reference, known=KNOWN, max_examples=MAX_EXAMPLES),
     Check("decoding.incremental.causal_lm", "decoding", "BertLMHeadModel",
           incremental_vs_full.__doc__ + " (BertLMHeadModel, with or without cross-attention)",
-          decoder_cases("BertLMHeadModel"), kind="property", prop=incremental_vs_full, known=KNOWN),
+          decoder_cases("BertLMHeadModel"), kind="property", prop=incremental_vs_full, known=KNOWN, max_examples=MAX_EXAMPLES),
     Check("decoding.incremental.model", "decoding", "BertModel",
           incremental_vs_full.__doc__ + " (BertModel as a decoder, with or without cross-attention)",
-          decoder_cases("BertModel"), kind="property", prop=incremental_vs_full, known=KNOWN),
+          decoder_cases("BertModel"), kind="property", prop=incremental_vs_full, known=KNOWN, max_examples=MAX_EXAMPLES),
 ]
