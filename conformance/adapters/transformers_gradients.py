@@ -1,6 +1,39 @@
-"""The transformers adapter's the gradient of the loss with respect to every parameter, through autograd (a mixin of `TransformersAdapter`, which provides `self.transformers`,
-`self.version`, `self.has`, `self.build` and `self._model`)."""
+"""The transformers adapter's gradient of the loss with respect to every parameter, through autograd (a mixin of
+`TransformersAdapter`, which provides `self.transformers`, `self.version`, `self.has`, `self.build` and
+`self._model`)."""
+
+import time
+
+import numpy as np
+import torch
 
 
 class GradientMethods:
     """The gradient of the loss with respect to every parameter, through autograd."""
+
+    def parameter_grads(self, case, attn="eager", device="cpu", dtype="float64"):
+        """(loss, {parameter name: d loss / d parameter as float64 numpy}, weights) for `case` in eval mode: the
+        model of `build` (the case's weights loaded), every `.grad` cleared, `loss.backward()`, and each parameter's
+        `.grad` read under every state-dict name of it (tied parameters, e.g. the word embeddings and the MLM
+        decoder, under each of their names, one shared gradient); a parameter the loss does not reach (`.grad`
+        None) has gradient zeros. The `.grad`s are cleared again after, so the cached model carries none."""
+        model, weights = self.build(case, attn, device, dtype)
+        kwargs = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in case.inputs.items()}
+        kwargs.update({k: torch.from_numpy(np.array(v, order="C")).to(device) for k, v in case.labels.items()})
+        if case.num_items_in_batch is not None:
+            kwargs["num_items_in_batch"] = case.num_items_in_batch
+        model.eval()
+        model.zero_grad(set_to_none=True)
+        start = time.perf_counter()
+        try:
+            with torch.enable_grad():
+                loss = model(**kwargs, return_dict=True).loss
+                loss.backward()
+            named = list(model.named_parameters(remove_duplicate=False))
+            grads = {name: (np.zeros(tuple(p.shape)) if p.grad is None
+                            else p.grad.detach().to("cpu", torch.float64).numpy().copy()) for name, p in named}
+            loss_value = float(loss.detach().to("cpu", torch.float64))
+        finally:
+            self.bare_seconds += time.perf_counter() - start
+            model.zero_grad(set_to_none=True)
+        return loss_value, {name: grads[name] for name in weights}, weights

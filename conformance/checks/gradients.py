@@ -1,3 +1,157 @@
-"""The gradient of the loss with respect to every parameter against the reference backward pass."""
+"""The gradient of the loss with respect to every parameter against the reference backward pass.
 
-CHECKS = []
+For each task head: the implementation's autograd (`adapter.parameter_grads`: `.grad` of every parameter after
+`loss.backward()` in eval mode) against `reference.backward.gradients` on the weights the model holds, every
+parameter under every state-dict name (the tied MLM decoder and the word embeddings: one gradient, the sum of both
+uses). The embedding tables are compared with exact zeros: a row no lookup reads, and the word embeddings' [PAD] row
+(`padding_idx`) outside the tied decoder's share, must get exactly 0. Tolerances are the target dtype's own; a miss is
+judged by the case's rounding sensitivity (the reference's gradients on weights moved by eps, `compare.conditioned`),
+as `runner.compare_with_reference` judges outputs. A known difference that loosens `loss_grad` (d loss / d logits)
+loosens every parameter's gradient, which is computed from it.
+"""
+
+import re
+
+import numpy as np
+
+from reference import BertSpec
+from reference.backward import gradients
+
+from ..check import CAUSAL_LOSS_FLOAT32, SDPA_FLOAT64_CAUSAL_MASK, Check
+from ..compare import EPS, Comparison, compare, conditioned, tolerance
+from ..port import IGNORE_INDEX, ignore_index
+from .encoder import model_cases
+
+SENSITIVITY_DRAWS = 2
+MAX_EXAMPLES = 25  # each example is a forward and backward on both sides, per target
+
+
+def reference_arguments(case, adapter):
+    """The keyword arguments of the reference head for `case`, with the release's rules (as the runner passes them)."""
+    kwargs = dict(case.inputs)
+    kwargs.update(case.labels)
+    if case.head == "BertForTokenClassification":
+        kwargs["loss_uses_attention_mask"] = not adapter.has("token-classification-loss-ignores-only-labels")
+    if case.num_items_in_batch is not None:
+        kwargs["num_items_in_batch"] = case.num_items_in_batch
+    if ignore_index(adapter, case.head) != IGNORE_INDEX:
+        kwargs["ignore_index"] = ignore_index(adapter, case.head)
+    return kwargs
+
+
+def _reference(case, weights, adapter):
+    loss, grads = gradients(case.head, weights, BertSpec.from_mapping(case.config), **reference_arguments(case, adapter))
+    return {"loss": np.asarray(loss), **{f"grad.{name}": g for name, g in grads.items()}}
+
+
+def gradient_scale(expected):
+    """The scale each gradient is compared at (`compare`'s `scale`): min(1, the largest |gradient| of any parameter)
+    for every parameter's gradient; the loss at its own. A parameter's gradient is a sum of products of upstream
+    gradients and activations, and LayerNorm's and softmax's backward subtract terms of the upstream gradient's size
+    (a gradient that is 0 in exact arithmetic, e.g. below a LayerNorm of width 2, comes out as the rounding of those
+    terms), so its rounding is of the size of the model's gradients, not of its own."""
+    sizes = [np.abs(v[np.isfinite(v)]).max() for k, v in expected.items() if k.startswith("grad.") and np.isfinite(v).any()]
+    common = min(1.0, float(max(sizes, default=0.0)))
+    return {k: common for k in expected if k.startswith("grad.")}
+
+
+def _sensitivity(case, weights, adapter, dtype, base):
+    """How far the reference's loss and gradients move when every weight moves by eps(`dtype`) of itself in a random
+    direction (`SENSITIVITY_DRAWS` seeded draws; tied names move together, as the one parameter they are)."""
+    moved = {key: np.zeros_like(value, dtype=np.float64) for key, value in base.items()}
+    for draw in range(SENSITIVITY_DRAWS):
+        rng = np.random.default_rng(draw)
+        factors = {}
+        perturbed = {}
+        for name, w in weights.items():
+            key = id(w)
+            if key not in factors:
+                factors[key] = w * (1 + EPS[dtype] * rng.choice((-1.0, 1.0), size=np.shape(w)))
+            perturbed[name] = factors[key]
+        with np.errstate(invalid="ignore"):
+            out = _reference(case, perturbed, adapter)
+            for key in moved:
+                moved[key] = np.fmax(moved[key], np.abs(out[key] - base[key]))
+    return moved
+
+
+def parameter_gradients(known_differences):
+    """The property of a `gradients.<head>` check with those known differences: loss and every parameter's gradient
+    against the reference."""
+
+    def prop(adapter, case, target):
+        known = [k for k in known_differences if k.applies(adapter, case, target)]
+        try:
+            loss, actual, weights = adapter.parameter_grads(case.copy(), target.attn, target.device, target.dtype)
+        except Exception as exc:  # a refusal a known difference predicts is data, anything else fails
+            for k in known:
+                if k.raises and re.search(k.raises, f"{type(exc).__name__}: {exc}"):
+                    return [Comparison("raises", True, 0.0, f"explained: {k.id}")]
+            raise
+        expected = _reference(case, weights, adapter)
+        actual = {"loss": np.asarray(loss), **{f"grad.{name}": g for name, g in actual.items()}}
+        own = tolerance(target.dtype, target.device)
+        loose = {}  # "loss" / "grad" -> (known difference id, its tolerance), only where looser than the dtype's own
+        for k in known:
+            for key, dtype in k.tolerance_dtype.items():
+                part = {"loss": "loss", "loss_grad": "grad"}.get(key)
+                if part and tolerance(dtype, target.device).rtol > loose.get(part, ("", own))[1].rtol:
+                    loose[part] = (k.id, tolerance(dtype, target.device))
+
+        def judged(key):
+            return loose.get(key.split(".")[0], ("", own))
+
+        scale = gradient_scale(expected)
+        results = []
+        for key, value in expected.items():
+            why, tol = judged(key)
+            if key not in actual:
+                results.append(Comparison(key, False, np.inf, f"{key}: no gradient for this parameter"))
+                continue
+            result = compare(key, actual[key], value, tol, exact_zeros="embeddings" in key, scale=scale.get(key))
+            result.explained = why
+            results.append(result)
+        if not all(r.ok for r in results) and target.dtype in EPS:
+            moved = _sensitivity(case, weights, adapter, target.dtype, expected)
+            for i, r in enumerate(results):
+                if not r.ok and r.key in actual:
+                    results[i] = conditioned(r, actual[r.key], expected[r.key], judged(r.key)[1], moved[r.key],
+                                             exact_zeros="embeddings" in r.key, scale=scale.get(r.key))
+        return results
+
+    return prop
+
+
+def _check(name, head, description, strategy, known=()):
+    return Check(f"gradients.{name}", "gradients", head, description, strategy, kind="property",
+                 prop=parameter_gradients(known), known=known, max_examples=MAX_EXAMPLES)
+
+
+CHECKS = [
+    _check("pretraining", "BertForPreTraining",
+           "d(MLM + NSP loss)/d every parameter: encoder, pooler, MLM transform, the tied decoder (the sum of its "
+           "word-embedding and decoder uses), the output bias, NSP",
+           model_cases("BertForPreTraining", labels="pretraining")),
+    _check("masked_lm", "BertForMaskedLM",
+           "d(MLM loss)/d every parameter; the [PAD] row of the word embeddings gets only the decoder's share",
+           model_cases("BertForMaskedLM", labels="tokens")),
+    _check("causal_lm", "BertLMHeadModel",
+           "d(causal LM loss)/d every parameter of a decoder (causal plus padding mask)",
+           model_cases("BertLMHeadModel", labels="tokens", is_decoder=True),
+           known=(CAUSAL_LOSS_FLOAT32, SDPA_FLOAT64_CAUSAL_MASK)),
+    _check("next_sentence", "BertForNextSentencePrediction",
+           "d(NSP loss)/d every parameter, through the pooler",
+           model_cases("BertForNextSentencePrediction", labels="class")),
+    _check("sequence_classification", "BertForSequenceClassification",
+           "d(classification loss)/d every parameter, through the pooler and the classifier",
+           model_cases("BertForSequenceClassification", labels="class")),
+    _check("multiple_choice", "BertForMultipleChoice",
+           "d(multiple-choice loss)/d every parameter: [B, C, L] flattened, gradients summed over the choices",
+           model_cases("BertForMultipleChoice", labels="class", num_labels=1)),
+    _check("token_classification", "BertForTokenClassification",
+           "d(token classification loss)/d every parameter (per-position classifier, no pooler)",
+           model_cases("BertForTokenClassification", labels="tokens")),
+    _check("question_answering", "BertForQuestionAnswering",
+           "d(QA loss)/d every parameter: start and end logits, positions clamped and ignored beyond the sequence",
+           model_cases("BertForQuestionAnswering", labels="qa", num_labels=2)),
+]
