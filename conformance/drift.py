@@ -8,7 +8,7 @@ rule the implementation under test follows; checks pick the reference variant fr
 
 import numpy as np
 
-from reference import losses, masking, optim, schedules
+from reference import dropout, losses, masking, optim, schedules
 from reference.errors import Refusal
 
 from . import drift_model
@@ -194,6 +194,15 @@ CHANGES = [
            "model.safetensors (metadata format 'pt') is read first, where the safetensors package is installed; "
            "pytorch_model.bin otherwise",
            ("checkpoint.weights", "checkpoint.encoder")),
+    Change("classifier-dropout", "4.10.0", "train",
+           "BertConfig.classifier_dropout sets the classifier heads' dropout rate",
+           "the sequence, multiple-choice and token classification heads drop at hidden_dropout_prob",
+           "at classifier_dropout, or hidden_dropout_prob where it is None",
+           ("train.dropout.sequence_classification", "train.dropout.multiple_choice",
+            "train.dropout.token_classification", "train.dropout_rates.sequence_classification"),
+           lambda: {"input": "hidden_dropout_prob=0.1, classifier_dropout=0.5",
+                    "old": f"classifier rate {dropout.classifier_rate(0.1, 0.5, configurable=False)}",
+                    "new": f"classifier rate {dropout.classifier_rate(0.1, 0.5)}"}),
     *drift_model.CHANGES,
 ]
 CHANGES_BY_ID = {c.id: c for c in CHANGES}

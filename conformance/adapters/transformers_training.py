@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import torch
 
+from ..case import logit_keys
 from .torch_models import TORCH_DTYPES, to_numpy
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -175,3 +176,95 @@ class TrainingMethods:
         collator = self.transformers.DataCollatorForLanguageModeling(self.tokenizer(vocab_size), **settings)
         batch = collator([{"input_ids": list(r)} for r in rows])
         return tuple(np.asarray(batch[k]) for k in ("input_ids", "labels"))
+
+    # --- train mode --------------------------------------------------------------------------------------------
+
+    def train_run(self, case, attn="eager", device="cpu", dtype="float64", seed=0, record=False,
+                  checkpointing=False, parameter_grads=False):
+        """Run `case` in train mode (`model.train()`; eval mode again after), with torch's RNGs seeded with `seed`.
+
+        Returns a dict: `outputs` (as `run` returns them: logits, `last_hidden_state`, with labels `loss` and
+        `loss_grad`), `weights`; with `record`, `dropout`: every training-mode call of `torch.nn.functional.dropout`
+        (which `nn.Dropout` goes through) of the forward pass, in call order, as (p, input, output) numpy triples;
+        with `parameter_grads` (and labels), `grads`: d loss / d each parameter, by `named_parameters` name (tied
+        ones once; zeros for a parameter the loss does not reach). With `checkpointing`, a copy of the model with
+        gradient checkpointing on (`gradient_checkpointing_enable()` from 4.11, `config.gradient_checkpointing`
+        before) runs instead."""
+        model, weights = self.build(case, attn, device, dtype)
+        if checkpointing:
+            model = copy.deepcopy(model)
+            with warnings.catch_warnings():  # 5.x: deprecated in favour of another API, still the documented one
+                warnings.simplefilter("ignore")
+                if hasattr(model, "gradient_checkpointing_enable"):
+                    model.gradient_checkpointing_enable()
+                else:
+                    model.config.gradient_checkpointing = True
+        kwargs = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in case.inputs.items()}
+        kwargs.update({k: torch.from_numpy(np.array(v, order="C")).to(device) for k, v in case.labels.items()})
+        if case.num_items_in_batch is not None:
+            kwargs["num_items_in_batch"] = case.num_items_in_batch
+        calls = []
+        model.train()
+        try:
+            torch.manual_seed(seed)
+            with contextlib.ExitStack() as stack:
+                stack.enter_context(warnings.catch_warnings())
+                warnings.simplefilter("ignore")  # torch's checkpoint warns when use_reentrant is not passed
+                if record:
+                    stack.enter_context(recording_dropout(calls))
+                out = model(**kwargs, output_hidden_states=True, return_dict=True)
+            result = self._train_outputs(model, case, out, parameter_grads)
+        finally:
+            model.eval()
+        result["weights"] = weights
+        if record:
+            result["dropout"] = [(p, to_numpy(a), to_numpy(b)) for p, a, b in calls]
+        return result
+
+    @staticmethod
+    def _train_outputs(model, case, out, parameter_grads):
+        keys = logit_keys(case.head)
+        outputs = {key: getattr(out, key) for key in keys}
+        if case.head != "BertModel":
+            outputs["last_hidden_state"] = out.hidden_states[-1]
+        loss = getattr(out, "loss", None)
+        named = list(model.named_parameters())
+        result = {}
+        if loss is not None:  # backward(), as a training loop calls it: reentrant checkpointing refuses .grad()
+            outputs["loss"] = loss
+            for key in keys:
+                outputs[key].retain_grad()
+            for p in model.parameters():
+                p.grad = None
+            try:
+                loss.backward()
+                outputs["loss_grad"] = {k: torch.zeros_like(outputs[k]) if outputs[k].grad is None
+                                        else outputs[k].grad for k in keys}
+                if parameter_grads:
+                    result["grads"] = {name: to_numpy(torch.zeros_like(p) if p.grad is None else p.grad)
+                                       for name, p in named}
+            finally:
+                for p in model.parameters():
+                    p.grad = None
+        result["outputs"] = to_numpy(outputs)
+        return result
+
+
+@contextlib.contextmanager
+def recording_dropout(calls):
+    """Record into `calls` every training-mode call of `torch.nn.functional.dropout` made inside, as (p, input,
+    output) with detached copies; the function itself runs unchanged."""
+    original = torch.nn.functional.dropout
+
+    def dropout(input, p=0.5, training=True, inplace=False):
+        before = input.detach().clone()
+        output = original(input, p, training, inplace)
+        if training:
+            calls.append((float(p), before, output.detach().clone()))
+        return output
+
+    torch.nn.functional.dropout = dropout
+    try:
+        yield
+    finally:
+        torch.nn.functional.dropout = original
