@@ -138,16 +138,16 @@ CHANGES += [  # noqa: F405
            "'torch.float64 not recognized' for any other dtype: a float64 (or bfloat16) decoder refuses "
            "encoder_hidden_states",
            "(1 - mask) * torch.finfo(dtype).min, in every dtype",
-           ("decoding.cross.model", "decoding.cross.causal_lm", "decoding.incremental.causal_lm",
-            "decoding.incremental.model"), _cross_any_dtype_example),
+           ("decoding.cross.model", "decoding.cross.causal_lm", "decoding.cross.masked_lm",
+            "decoding.incremental.causal_lm", "decoding.incremental.model"), _cross_any_dtype_example),
     Change("sdpa-cross-attention-not-causal", "4.42.0", "decoding",
            "sdpa cross-attention is never causal",
            "BertSdpaSelfAttention sets is_causal for cross-attention too: when the batch's encoder mask is all 1 "
            "(or absent) and a forward has as many decoder positions (> 1) as encoder positions, the mask is "
            "dropped and decoder position i (within the forward) sees encoder positions 0..i only",
            "is_causal only for self-attention: every decoder position sees every unmasked encoder position",
-           ("decoding.cross.model", "decoding.cross.causal_lm", "decoding.incremental.causal_lm",
-            "decoding.incremental.model"), _sdpa_cross_causal_example),
+           ("decoding.cross.model", "decoding.cross.causal_lm", "decoding.cross.masked_lm",
+            "decoding.incremental.causal_lm", "decoding.incremental.model"), _sdpa_cross_causal_example),
 ]
 
 

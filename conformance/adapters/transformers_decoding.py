@@ -1,10 +1,11 @@
-"""The transformers adapter's cross-attention (encoder_hidden_states, encoder_attention_mask) and incremental decoding with the KV cache (a mixin of `TransformersAdapter`, which provides `self.transformers`,
-`self.version`, `self.has`, `self.build` and `self._model`).
+"""The transformers adapter's cross-attention (encoder_hidden_states, encoder_attention_mask) and incremental
+decoding with the KV cache (a mixin of `TransformersAdapter`, which provides `self.transformers`, `self.version`,
+`self.has`, `self.build` and `self._model`).
 
 How a release takes the cache is bridged here: every release returns the cache of a forward with `use_cache=True`
-(4.x up to 4.53: a tuple of per-layer tuples; later a `DynamicCache` or `EncoderDecoderCache`) and takes it back
-in the next forward, under the keyword its forward names (`past_key_values`, or `cache` from 5.24 on); the adapter
-hands back whatever it got, as `generate` does.
+(a tuple of per-layer tuples up to 4.50 among the envs; a `DynamicCache` or `EncoderDecoderCache` from 4.54 on)
+and takes it back in the next forward, under the keyword its forward names (`past_key_values`, or `cache` from
+5.24 on); the adapter hands back whatever it got, as `generate` does.
 """
 
 import functools
@@ -29,8 +30,10 @@ class DecodingMethods:
     def cache_keyword(self, head):
         """The keyword under which `head`'s forward takes the cache: `cache` where the release names it so (5.24),
         else `past_key_values`."""
-        params = inspect.signature(getattr(self.transformers, head).forward).parameters
-        return "cache" if "cache" in params else "past_key_values"
+        return "cache" if "cache" in self._forward_parameters(head) else "past_key_values"
+
+    def _forward_parameters(self, head):
+        return inspect.signature(getattr(self.transformers, head).forward).parameters
 
     def _decoder_kwargs(self, inputs, device, dtype):
         kwargs = {}
@@ -59,7 +62,10 @@ class DecodingMethods:
         add_cross_attention) on `case.inputs` with its encoder states, without a cache. Returns ({last_hidden_state,
         pooler_output for BertModel, logits for the LM heads} as float64 numpy, weights)."""
         model, weights = self.build(case, attn, device, dtype)
-        out = self._decoder_forward(model, dict(self._decoder_kwargs(case.inputs, device, dtype), use_cache=False))
+        kwargs = self._decoder_kwargs(case.inputs, device, dtype)
+        if "use_cache" in self._forward_parameters(case.head):  # 4.x BertForMaskedLM has no cache to turn off
+            kwargs["use_cache"] = False
+        out = self._decoder_forward(model, kwargs)
         result = self._decoder_outputs(case.head, out)
         if case.head == "BertModel":
             result["pooler_output"] = out.pooler_output
