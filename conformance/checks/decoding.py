@@ -35,7 +35,8 @@ SDPA_FLOAT64_CACHED_CHUNK = KnownDifference(
     cases=lambda case: len(case.inputs["chunks"]) > 1 and max(case.inputs["chunks"][1:]) > 1,
     targets=SDPA_FLOAT64_CAUSAL_MASK.targets,
 )
-MAX_EXAMPLES = 25  # each example builds a model and runs up to 2 + length forwards: the ci profile's time
+CROSS_EXAMPLES = 20  # caps for the ci profile's time: each example builds a model and runs every target on it,
+INCREMENTAL_EXAMPLES = 15  # and incremental decoding runs up to 2 + length forwards per target
 KNOWN = (CROSS_FLOAT64_REFUSED, SDPA_FLOAT64_CAUSAL_MASK, SDPA_FLOAT64_CACHED_CHUNK)
 
 
@@ -174,22 +175,22 @@ def _rule_splits(case, weights, plan):
     return not np.array_equal(full, reference_outputs(case, weights, plan, True)["last_hidden_state"])
 
 
+CROSS = dict(kind="property", prop=cross_vs_reference, known=KNOWN, max_examples=CROSS_EXAMPLES)
+INCREMENTAL = dict(kind="property", prop=incremental_vs_full, known=KNOWN, max_examples=INCREMENTAL_EXAMPLES)
 CHECKS = [
     Check("decoding.cross.model", "decoding", "BertModel",
           "BertModel as a decoder with cross-attention (encoder_hidden_states, encoder_attention_mask): last hidden "
-          "state and pooled output", decoder_cases("BertModel", cross=True), kind="property",
-          prop=cross_vs_reference, known=KNOWN, max_examples=MAX_EXAMPLES),
+          "state and pooled output", decoder_cases("BertModel", cross=True), **CROSS),
     Check("decoding.cross.causal_lm", "decoding", "BertLMHeadModel",
           "BertLMHeadModel with cross-attention: logits and last hidden state",
-          decoder_cases("BertLMHeadModel", cross=True), kind="property", prop=cross_vs_reference, known=KNOWN, max_examples=MAX_EXAMPLES),
+          decoder_cases("BertLMHeadModel", cross=True), **CROSS),
     Check("decoding.cross.masked_lm", "decoding", "BertForMaskedLM",
           "BertForMaskedLM configured as a decoder with cross-attention (it takes encoder_hidden_states too): logits "
-          "and last hidden state", decoder_cases("BertForMaskedLM", cross=True), kind="property",
-          prop=cross_vs_reference, known=KNOWN, max_examples=MAX_EXAMPLES),
+          "and last hidden state", decoder_cases("BertForMaskedLM", cross=True), **CROSS),
     Check("decoding.incremental.causal_lm", "decoding", "BertLMHeadModel",
           incremental_vs_full.__doc__ + " (BertLMHeadModel, with or without cross-attention)",
-          decoder_cases("BertLMHeadModel"), kind="property", prop=incremental_vs_full, known=KNOWN, max_examples=MAX_EXAMPLES),
+          decoder_cases("BertLMHeadModel"), **INCREMENTAL),
     Check("decoding.incremental.model", "decoding", "BertModel",
           incremental_vs_full.__doc__ + " (BertModel as a decoder, with or without cross-attention)",
-          decoder_cases("BertModel"), kind="property", prop=incremental_vs_full, known=KNOWN, max_examples=MAX_EXAMPLES),
+          decoder_cases("BertModel"), **INCREMENTAL),
 ]
