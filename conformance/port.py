@@ -96,6 +96,8 @@ CAPABILITIES = (
     Capability("options", "head options and forward contracts (label aliases, calls in sequence on one model, the "
                "caller's tensors after a forward)", ("run_renamed", "run_in_sequence", "inputs_after_forward"),
                ("options.",)),
+    Capability("catalog", "the catalog of what a release offers (config fields, forward keywords, activations, "
+               "collator fields)", ("surface_catalog",), ("catalog.",)),
     Capability("train", "train mode (dropout, gradient checkpointing)", ("train_run",),
                ("train.eval_equivalence.", "train.dropout", "train.checkpointing.", "train.chunking")),
     Capability("steps", "optimizer steps end to end", ("train_steps",), ("train.steps.",)),

@@ -1,11 +1,16 @@
 """The transformers adapter's head options and forward contracts (a mixin of `TransformersAdapter`, which provides
 `self.build`): a forward with its label arguments renamed (the NSP alias), several calls with labels on one freshly
-built model (what `config.problem_type` keeps between them), and the caller's tensors as a forward leaves them."""
+built model (what `config.problem_type` keeps between them), the caller's tensors as a forward leaves them, and the
+catalog of what a release offers (config fields, forward keywords, activations, collator fields)."""
+
+import dataclasses
+import inspect
 
 import numpy as np
 import torch
 
 from ..case import logit_keys
+from ..port import HEADS
 from .torch_models import forward, to_numpy
 
 
@@ -49,3 +54,30 @@ class OptionMethods:
         tensors.update(_tensors(case.labels, device))
         forward(model, case.head, logit_keys(case.head), dict(tensors), bool(case.labels))
         return {k: v.detach().to("cpu").numpy().copy() for k, v in tensors.items()}
+
+    def surface_catalog(self):
+        """What this release offers a user of BERT, by kind: "config" (the keys of `BertConfig().to_dict()` and the
+        parameters of `BertConfig.__init__`), "forward.<class>" (the parameters of each BERT class's forward;
+        `**kwargs` as "**kwargs"), "activations" (`ACT2FN`'s names) and "collator.<class>" (the fields of the MLM
+        collators, DataCollatorForLanguageModeling and DataCollatorForWholeWordMask, where the release has it)."""
+        t = self.transformers
+        catalog = {"config": sorted((set(t.BertConfig().to_dict()) | _parameters(t.BertConfig.__init__))),
+                   "activations": sorted(self.activations())}
+        for head in HEADS:
+            catalog[f"forward.{head}"] = sorted(_parameters(getattr(t, head).forward))
+        for name in ("DataCollatorForLanguageModeling", "DataCollatorForWholeWordMask"):
+            cls = getattr(t, name, None)
+            if cls is not None:
+                fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+                catalog[f"collator.{name}"] = sorted(fields | _parameters(cls.__init__))
+        return catalog
+
+
+def _parameters(function):
+    """The parameter names of `function` but self and `*args`; `**kwargs` (any name) as "**kwargs"."""
+    names = set()
+    for p in inspect.signature(function).parameters.values():
+        if p.name == "self" or p.kind is p.VAR_POSITIONAL:
+            continue
+        names.add("**kwargs" if p.kind is p.VAR_KEYWORD else p.name)
+    return names
