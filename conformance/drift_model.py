@@ -131,7 +131,33 @@ def _sdpa_cross_causal_example():
             "new": "last_hidden_state " + fmt(run(False))}
 
 
+def _cross_refusals_example():
+    from reference import BertSpec
+    from reference.decoder import decoder_model
+    return {"input": "BertConfig(is_decoder=False, add_cross_attention=True), any model class",
+            "old": "refused (AssertionError: BertLayer(...) should be used as a decoder model if cross attention is "
+                   "added; gone under python -O, which builds the model)",
+            "new": refused(lambda: decoder_model({}, BertSpec(add_cross_attention=True), [[1]]))
+                   + " (transformers: ValueError with the same message)"}
+
+
+def _cross_refusal_before(kind, pattern):
+    from reference.errors import Refusal
+    return {kind: Refusal(kind, ("AssertionError",), pattern)}
+
+
 CHANGES += [  # noqa: F405
+    Change("cross-attention-refusals-value-error", "4.12.0", "decoding",
+           "The cross-attention configuration errors are ValueErrors",
+           "assert statements: AssertionError for cross-attention layers without is_decoder (when the model is built) "
+           "and for encoder_hidden_states given to a decoder without cross-attention layers (in the forward); "
+           "under python -O neither is checked",
+           "ValueError with the same messages",
+           ("decoding.refusals",), _cross_refusals_example,
+           refused_before={**_cross_refusal_before("cross-attention-not-decoder",
+                                                   r"should be used as a decoder model if cross attention is added"),
+                           **_cross_refusal_before("encoder-states-without-cross-attention",
+                                                   r"has to be instantiated with cross-attention layers")}),
     Change("cross-attention-mask-any-dtype", "4.21.0", "decoding",
            "Cross-attention's encoder mask is built in any dtype",
            "invert_attention_mask multiplies (1 - mask) by -1e9 in float32 and -1e4 in float16 and raises ValueError "

@@ -13,7 +13,12 @@ import numpy as np
 from .activations import activation
 from .config import BertSpec
 from .encoder import embeddings, layer_norm, linear, masked_softmax, pooler
-from .errors import ReferenceInputError
+from .errors import ReferenceInputError, Refusal
+
+CROSS_NOT_DECODER = Refusal("cross-attention-not-decoder", ("ValueError",),
+                            r"should be used as a decoder model if cross attention is added")
+NO_CROSS_LAYERS = Refusal("encoder-states-without-cross-attention", ("ValueError",),
+                          r"has to be instantiated with cross-attention layers")
 
 
 def _split(t, spec):
@@ -98,8 +103,6 @@ def decoder_layer(x, weights, spec: BertSpec, allowed, prefix, past=None, encode
         keys, values = np.concatenate([past[0], keys], axis=2), np.concatenate([past[1], values], axis=2)
     h = attend(x, keys, values, weights, spec, allowed, prefix + "attention.")
     if encoder_states is not None:
-        if not spec.add_cross_attention:
-            raise ReferenceInputError("encoder_hidden_states given to a model without cross-attention layers")
         ck, cv = keys_values(encoder_states, weights, spec, prefix + "crossattention.")
         h = attend(h, ck, cv, weights, spec, encoder_allowed, prefix + "crossattention.")
     return feed_forward(h, weights, spec, prefix), (keys, values)
@@ -111,10 +114,16 @@ def decoder_model(weights, spec: BertSpec, input_ids, attention_mask=None, token
     """BertModel as a decoder (`spec.is_decoder`) on new tokens `input_ids` after the `cache` (a list of one
     (keys, values) pair per layer, or None for none). `attention_mask` covers past and new positions (all 1 when
     missing); missing `position_ids` continue from the cache length (past + 0, past + 1, ...). Returns
-    (last_hidden_state of the new positions, pooler_output or None, the cache after this step).
+    (last_hidden_state of the new positions, pooler_output or None, the cache after this step). Refused:
+    cross-attention layers without is_decoder, and encoder states for a model without cross-attention layers.
     `cross_causal_when_square`: 4.41's sdpa rule of `cross_allowed`."""
+    if spec.add_cross_attention and not spec.is_decoder:
+        raise ReferenceInputError("cross-attention layers need is_decoder=True", expected=CROSS_NOT_DECODER)
     if not spec.is_decoder:
         raise ReferenceInputError("decoder_model needs is_decoder=True")
+    if encoder_hidden_states is not None and not spec.add_cross_attention:
+        raise ReferenceInputError("encoder_hidden_states given to a model without cross-attention layers",
+                                  expected=NO_CROSS_LAYERS)
     input_ids = np.asarray(input_ids)
     if input_ids.ndim != 2:
         raise ReferenceInputError(f"input_ids must be [batch, sequence], got shape {input_ids.shape}")

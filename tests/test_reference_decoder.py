@@ -178,6 +178,12 @@ def test_refusals():
         decoder.decode_incremental(w, spec, ids, [2, 2], mask)
     with pytest.raises(ReferenceInputError, match="is_decoder"):
         decoder.decoder_model(w, tiny_spec(), ids, mask)
+    with pytest.raises(ReferenceInputError, match="need is_decoder") as refused:
+        decoder.decoder_model({}, tiny_spec(add_cross_attention=True), ids, mask)
+    assert refused.value.expected is decoder.CROSS_NOT_DECODER
+    with pytest.raises(ReferenceInputError, match="without cross-attention") as refused:
+        decoder.decoder_model({}, plain, ids, mask, encoder_hidden_states=enc)  # before any weight is read
+    assert refused.value.expected is decoder.NO_CROSS_LAYERS
 
 
 def test_cross_causal_when_square_rule_of_4_41_sdpa():

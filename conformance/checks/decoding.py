@@ -14,6 +14,7 @@ from reference.heads import as_float64, lm_prediction_head
 
 from ..check import SDPA_FLOAT64_CAUSAL_MASK, Check, KnownDifference
 from ..compare import EPS, Comparison, compare, conditioned, tolerance
+from ..runner import refusals
 from .decoding_cases import decoder_cases
 
 CROSS_FLOAT64_REFUSED = KnownDifference(
@@ -175,6 +176,25 @@ def _rule_splits(case, weights, plan):
     return not np.array_equal(full, reference_outputs(case, weights, plan, True)["last_hidden_state"])
 
 
+def cross_refusals(adapter, case, target):
+    """Both sides refuse cross-attention layers on a model that is not a decoder (when it is built) and encoder states
+    given to a decoder without cross-attention layers (in the forward), with the refusal the release states. Run in
+    float32 on the target's device and attention: before 4.21 a float64 decoder refuses encoder states earlier, for
+    its dtype (`cross-attention-mask-any-dtype`)."""
+    results = []
+    for name, changes in (("not a decoder", {"is_decoder": False, "add_cross_attention": True}),
+                          ("no cross-attention layers", {"is_decoder": True, "add_cross_attention": False})):
+        variant = case.copy()
+        variant.config.update(changes)
+        _, _, found = refusals(lambda: reference_outputs(variant, {}),
+                               lambda: adapter.run_cross(variant.copy(), target.attn, target.device, "float32"),
+                               adapter)
+        if found is None:
+            found = [Comparison("refusal", False, 0.0, "both sides computed: neither refused")]
+        results += [Comparison(f"{name}: {c.key}", c.ok, c.ratio, c.message, c.explained) for c in found]
+    return results
+
+
 CROSS = dict(kind="property", prop=cross_vs_reference, known=KNOWN, max_examples=CROSS_EXAMPLES)
 INCREMENTAL = dict(kind="property", prop=incremental_vs_full, known=KNOWN, max_examples=INCREMENTAL_EXAMPLES)
 CHECKS = [
@@ -187,6 +207,9 @@ CHECKS = [
     Check("decoding.cross.masked_lm", "decoding", "BertForMaskedLM",
           "BertForMaskedLM configured as a decoder with cross-attention (it takes encoder_hidden_states too): logits "
           "and last hidden state", decoder_cases("BertForMaskedLM", cross=True), **CROSS),
+    Check("decoding.refusals", "decoding", "BertLMHeadModel", cross_refusals.__doc__,
+          decoder_cases("BertLMHeadModel", cross=True), kind="property", prop=cross_refusals, once=True,
+          max_examples=5),
     Check("decoding.incremental.causal_lm", "decoding", "BertLMHeadModel",
           incremental_vs_full.__doc__ + " (BertLMHeadModel, with or without cross-attention)",
           decoder_cases("BertLMHeadModel"), **INCREMENTAL),
