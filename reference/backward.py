@@ -138,10 +138,9 @@ def backward(head, weights, spec: BertSpec, output_grads, **inputs):
     return per_name(head_backward(head, weights64, spec, output_grads, inputs), weights, spec)
 
 
-def gradients(head, weights, spec: BertSpec, **inputs_and_labels):
-    """(loss, {name: d loss / d parameter} for every name of `weights`) of `head` on the given inputs and labels
-    (the keyword arguments of the head's function in `reference.heads.HEADS`). Refused: BertModel (no loss), and a
-    call without the labels its loss needs."""
+def head_gradients(head, weights, spec: BertSpec, **inputs_and_labels):
+    """(the head function's outputs, with `loss` and `loss_grad`; {name: d loss / d parameter} for every name of
+    `weights`): `gradients` with the head's own outputs kept (its logits and d loss / d logits)."""
     if head not in reference_heads.HEADS or head == "BertModel":
         raise ReferenceInputError(f"{head!r} has no loss; known heads with one: "
                                   f"{sorted(set(reference_heads.HEADS) - {'BertModel'})}")
@@ -150,5 +149,12 @@ def gradients(head, weights, spec: BertSpec, **inputs_and_labels):
     if "loss" not in out:
         raise ReferenceInputError(f"{head} computes no loss without its labels")
     weights64 = reference_heads.as_float64(weights)
-    grads = head_backward(head, weights64, spec, out["loss_grad"], inputs)
-    return float(out["loss"]), per_name(grads, weights, spec)
+    return out, per_name(head_backward(head, weights64, spec, out["loss_grad"], inputs), weights, spec)
+
+
+def gradients(head, weights, spec: BertSpec, **inputs_and_labels):
+    """(loss, {name: d loss / d parameter} for every name of `weights`) of `head` on the given inputs and labels
+    (the keyword arguments of the head's function in `reference.heads.HEADS`). Refused: BertModel (no loss), and a
+    call without the labels its loss needs."""
+    out, grads = head_gradients(head, weights, spec, **inputs_and_labels)
+    return float(out["loss"]), grads

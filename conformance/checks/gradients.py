@@ -3,8 +3,8 @@
 For each task head: the implementation's autograd (`adapter.parameter_grads`: `.grad` of every parameter after
 `loss.backward()` in eval mode) against `reference.backward.gradients` on the weights the model holds, every
 parameter under every state-dict name (the tied MLM decoder and the word embeddings: one gradient, the sum of both
-uses). The embedding tables are compared with exact zeros: a row no lookup reads, and the word embeddings' [PAD] row
-(`padding_idx`) outside the tied decoder's share, must get exactly 0. Tolerances are the target dtype's own; a miss is
+uses). In the embedding tables, a row no lookup reads, and the word embeddings' [PAD] row (`padding_idx`), must get
+exactly 0 (`unread_rows`; not in a word-embedding matrix that is also the tied decoder, which reads every row). Tolerances are the target dtype's own; a miss is
 judged by the case's rounding sensitivity (the reference's gradients on weights moved by eps, `compare.conditioned`),
 as `runner.compare_with_reference` judges outputs. A known difference that loosens `loss_grad` (d loss / d logits)
 loosens every parameter's gradient, which is computed from it.
@@ -15,7 +15,7 @@ import re
 import numpy as np
 
 from reference import BertSpec
-from reference.backward import gradients
+from reference.backward import head_gradients
 
 from ..check import CAUSAL_LOSS_FLOAT32, SDPA_FLOAT64_CAUSAL_MASK, Check
 from ..compare import EPS, Comparison, compare, conditioned, tolerance
@@ -23,7 +23,7 @@ from ..port import IGNORE_INDEX, ignore_index
 from .encoder import model_cases
 
 SENSITIVITY_DRAWS = 2
-MAX_EXAMPLES = 25  # each example is a forward and backward on both sides, per target
+MAX_EXAMPLES = 20  # each example is a forward and backward on both sides, per target
 
 
 def reference_arguments(case, adapter):
@@ -40,36 +40,63 @@ def reference_arguments(case, adapter):
 
 
 def _reference(case, weights, adapter):
-    loss, grads = gradients(case.head, weights, BertSpec.from_mapping(case.config), **reference_arguments(case, adapter))
-    return {"loss": np.asarray(loss), **{f"grad.{name}": g for name, g in grads.items()}}
+    """The reference's loss and gradients, {"loss": ..., "grad.<name>": ...}, and their comparison scale (see
+    `gradient_scale`)."""
+    out, grads = head_gradients(case.head, weights, BertSpec.from_mapping(case.config),
+                                **reference_arguments(case, adapter))
+    expected = {"loss": np.asarray(out["loss"]), **{f"grad.{name}": g for name, g in grads.items()}}
+    return expected, gradient_scale(expected, out["loss_grad"])
 
 
-def gradient_scale(expected):
-    """The scale each gradient is compared at (`compare`'s `scale`): min(1, the largest |gradient| of any parameter)
-    for every parameter's gradient; the loss at its own. A parameter's gradient is a sum of products of upstream
+def gradient_scale(expected, logit_grads):
+    """The scale every parameter's gradient is compared at (`compare`'s `scale`): min(1, the largest |d loss / d
+    logits| or |d loss / d parameter| of any parameter). A parameter's gradient is a sum of products of upstream
     gradients and activations, and LayerNorm's and softmax's backward subtract terms of the upstream gradient's size
-    (a gradient that is 0 in exact arithmetic, e.g. below a LayerNorm of width 2, comes out as the rounding of those
-    terms), so its rounding is of the size of the model's gradients, not of its own."""
-    sizes = [np.abs(v[np.isfinite(v)]).max() for k, v in expected.items() if k.startswith("grad.") and np.isfinite(v).any()]
+    (a gradient that is 0 in exact arithmetic, e.g. below a LayerNorm of width 2, or the sum over identical choices,
+    comes out as the rounding of those terms), so its rounding is of the size of the model's gradients, not of its
+    own."""
+    sizes = [np.abs(v[np.isfinite(v)]).max(initial=0.0) for v in logit_grads.values()]
+    sizes += [np.abs(v[np.isfinite(v)]).max(initial=0.0) for k, v in expected.items() if k.startswith("grad.")]
     common = min(1.0, float(max(sizes, default=0.0)))
     return {k: common for k in expected if k.startswith("grad.")}
 
 
+LM_HEADS = ("BertForPreTraining", "BertForMaskedLM", "BertLMHeadModel")
+
+
+def unread_rows(case, name):
+    """The rows of the embedding table `name` that get exactly zero gradient: the rows no lookup reads (for the word
+    embeddings also the [PAD] row, `padding_idx`), unless the table is the tied MLM decoder, which reads every row.
+    None for a parameter that is no embedding table."""
+    if not name.endswith("_embeddings.weight"):
+        return None
+    config = case.config
+    table = name.rsplit(".", 2)[-2]
+    ids = np.asarray(case.inputs["input_ids"])
+    length = ids.shape[-1]
+    if table == "word_embeddings":
+        if case.head in LM_HEADS and config.get("tie_word_embeddings", True):
+            return None
+        size, read = config["vocab_size"], ids[ids != config.get("pad_token_id", 0)]
+    elif table == "token_type_embeddings":
+        size, read = config.get("type_vocab_size", 2), case.inputs.get("token_type_ids", np.zeros(1, dtype=np.int64))
+    else:
+        size, read = config["max_position_embeddings"], case.inputs.get("position_ids", np.arange(length))
+    rows = np.ones(size, dtype=bool)
+    rows[np.unique(read)] = False
+    return rows
+
+
 def _sensitivity(case, weights, adapter, dtype, base):
     """How far the reference's loss and gradients move when every weight moves by eps(`dtype`) of itself in a random
-    direction (`SENSITIVITY_DRAWS` seeded draws; tied names move together, as the one parameter they are)."""
+    direction (`SENSITIVITY_DRAWS` seeded draws), as rounding the weights to `dtype` could move them."""
     moved = {key: np.zeros_like(value, dtype=np.float64) for key, value in base.items()}
     for draw in range(SENSITIVITY_DRAWS):
         rng = np.random.default_rng(draw)
-        factors = {}
-        perturbed = {}
-        for name, w in weights.items():
-            key = id(w)
-            if key not in factors:
-                factors[key] = w * (1 + EPS[dtype] * rng.choice((-1.0, 1.0), size=np.shape(w)))
-            perturbed[name] = factors[key]
+        perturbed = {name: w * (1 + EPS[dtype] * rng.choice((-1.0, 1.0), size=np.shape(w)))
+                     for name, w in weights.items()}
         with np.errstate(invalid="ignore"):
-            out = _reference(case, perturbed, adapter)
+            out, _ = _reference(case, perturbed, adapter)
             for key in moved:
                 moved[key] = np.fmax(moved[key], np.abs(out[key] - base[key]))
     return moved
@@ -88,7 +115,7 @@ def parameter_gradients(known_differences):
                 if k.raises and re.search(k.raises, f"{type(exc).__name__}: {exc}"):
                     return [Comparison("raises", True, 0.0, f"explained: {k.id}")]
             raise
-        expected = _reference(case, weights, adapter)
+        expected, scale = _reference(case, weights, adapter)
         actual = {"loss": np.asarray(loss), **{f"grad.{name}": g for name, g in actual.items()}}
         own = tolerance(target.dtype, target.device)
         loose = {}  # "loss" / "grad" -> (known difference id, its tolerance), only where looser than the dtype's own
@@ -101,22 +128,27 @@ def parameter_gradients(known_differences):
         def judged(key):
             return loose.get(key.split(".")[0], ("", own))
 
-        scale = gradient_scale(expected)
         results = []
         for key, value in expected.items():
             why, tol = judged(key)
             if key not in actual:
                 results.append(Comparison(key, False, np.inf, f"{key}: no gradient for this parameter"))
                 continue
-            result = compare(key, actual[key], value, tol, exact_zeros="embeddings" in key, scale=scale.get(key))
+            result = compare(key, actual[key], value, tol, scale=scale.get(key))
             result.explained = why
             results.append(result)
+            rows = unread_rows(case, key[len("grad."):])
+            if rows is not None and rows.any():
+                leaked = np.abs(actual[key][rows]).max(axis=-1)
+                results.append(Comparison(f"{key}[unread rows]", not leaked.any(), 0.0, "" if not leaked.any() else (
+                    f"{key}: rows {np.flatnonzero(rows)[leaked > 0].tolist()} are read by no lookup (or are the "
+                    f"[PAD] row) and must get exactly 0; largest |gradient| there {leaked.max():.3e}")))
         if not all(r.ok for r in results) and target.dtype in EPS:
             moved = _sensitivity(case, weights, adapter, target.dtype, expected)
             for i, r in enumerate(results):
                 if not r.ok and r.key in actual:
                     results[i] = conditioned(r, actual[r.key], expected[r.key], judged(r.key)[1], moved[r.key],
-                                             exact_zeros="embeddings" in r.key, scale=scale.get(r.key))
+                                             scale=scale.get(r.key))
         return results
 
     return prop

@@ -18,6 +18,7 @@ AREAS = {
     "masking": "DataCollatorForLanguageModeling",
     "tokenizer": "BertTokenizer: lower-casing, special tokens (the checkpoint's slow tokenizer)",
     "decoding": "cross-attention (encoder states and mask) and incremental decoding with the KV cache",
+    "backward": "the backward pass only: detached branches, the [PAD] row's gradient, the tied decoder's gradient",
 }
 
 # The path of a mutant: which kind of check is expected to kill it, and the target its checks run on (dtype,
@@ -34,7 +35,7 @@ PATHS = {
 PATH_TARGETS = {"sdpa": ("float64", "sdpa"), "float32": ("float32", "eager")}  # (dtype, attention); else float64 eager
 AREA_PATHS = {"encoder": "eager-float64", "tying": "eager-float64", "head": "eager-float64", "loss": "eager-float64",
               "schedule": "subject", "adamw": "subject", "decay": "subject", "masking": "subject",
-              "tokenizer": "checkpoint", "decoding": "eager-float64"}  # a mutant's path unless it names its own
+              "tokenizer": "checkpoint", "decoding": "eager-float64", "backward": "eager-float64"}  # a mutant's path unless it names its own
 
 
 @dataclass(frozen=True)
