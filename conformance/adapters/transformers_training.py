@@ -250,6 +250,63 @@ class TrainingMethods:
         return result
 
 
+    # --- optimizer steps end to end ----------------------------------------------------------------------------
+
+    def train_steps(self, case, settings, steps, device="cpu", dtype="float64"):
+        """Train a copy of `case`'s model (its drawn weights loaded) for `steps` steps on the case's batch, as a
+        BERT fine-tuning or pre-training loop does: train mode, `loss.backward()`,
+        `torch.nn.utils.clip_grad_norm_(parameters, max_norm)`, `torch.optim.AdamW` with the Trainer's two groups
+        (its weight-decay parameters at `weight_decay`, the others at 0), `get_linear_schedule_with_warmup`.
+        `settings`: lr, betas, eps, weight_decay, max_norm, num_warmup_steps, num_training_steps.
+
+        Returns `names` (the parameters, tied ones once), `aliases` {other state-dict name: name}, `decayed` (the
+        names in the decay group), `initial` {name: float64 array}, and per step `loss`, `lr` (of each group, as
+        the step used it), `norm` (clip_grad_norm_'s total norm) and `params`, `exp_avg`, `exp_avg_sq` by name after
+        the step (moments of a parameter without a gradient: absent)."""
+        model, _ = self.build(case, "eager", device, dtype)
+        model = copy.deepcopy(model)  # the cached model keeps its loaded weights
+        named = dict(model.named_parameters())
+        # the Trainer's grouping depends on the parameters' names and modules, which the head and the names fix (and
+        # before 4.x's get_decay_parameter_names it builds a whole Trainer): asked once per head and names
+        groupings = self.__dict__.setdefault("_decay_groupings", {})
+        key = (case.head, tuple(named))
+        if key not in groupings:
+            groupings[key] = self.decay_parameter_names(case.head, case.config)
+        names, decayed = groupings[key]
+        aliases = {alias: first for alias, first in self._aliases(model).items() if alias != first}
+        groups = [{"params": [named[n] for n in names if n in decayed], "weight_decay": settings["weight_decay"]},
+                  {"params": [named[n] for n in names if n not in decayed], "weight_decay": 0.0}]
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=settings["lr"],
+                                      betas=tuple(settings["betas"]), eps=settings["eps"], foreach=False)
+        scheduler = self.transformers.get_linear_schedule_with_warmup(
+            optimizer, settings["num_warmup_steps"], settings["num_training_steps"])
+        kwargs = {k: torch.from_numpy(np.array(v, order="C")).to(device)
+                  for k, v in {**case.inputs, **case.labels}.items()}
+        history, initial = [], {n: to_numpy(p) for n, p in named.items()}
+        model.train()
+        for _ in range(steps):
+            optimizer.zero_grad()
+            loss = model(**kwargs, return_dict=True).loss
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), settings["max_norm"])
+            lrs = [g["lr"] for g in optimizer.param_groups]
+            optimizer.step()
+            scheduler.step()
+            state = {n: optimizer.state[named[n]] for n in names if named[n] in optimizer.state}
+            history.append({"loss": loss.item(), "lr": lrs, "norm": norm.item(),
+                            "params": {n: to_numpy(named[n]) for n in names},
+                            "exp_avg": {n: to_numpy(s["exp_avg"]) for n, s in state.items()},
+                            "exp_avg_sq": {n: to_numpy(s["exp_avg_sq"]) for n, s in state.items()}})
+        return {"names": names, "aliases": aliases, "decayed": decayed, "initial": initial, "steps": history}
+
+    @staticmethod
+    def _aliases(model):
+        first = {}
+        for name, p in model.named_parameters(remove_duplicate=False):
+            first.setdefault(id(p), name)
+        return {name: first[id(p)] for name, p in model.named_parameters(remove_duplicate=False)}
+
+
 @contextlib.contextmanager
 def recording_dropout(calls):
     """Record into `calls` every training-mode call of `torch.nn.functional.dropout` made inside, as (p, input,
@@ -268,3 +325,4 @@ def recording_dropout(calls):
         yield
     finally:
         torch.nn.functional.dropout = original
+

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from reference import BertSpec, ReferenceInputError
+from reference import BertSpec, ReferenceInputError, training
+from reference import backward as ref_backward
 from reference import dropout as ref_dropout
 from reference.masking import acceptance_interval
 
@@ -10,7 +11,7 @@ from ..case import Case
 from ..check import CAUSAL_LOSS_FLOAT32, SDPA_FLOAT64_CAUSAL_MASK, Check
 from ..compare import Comparison, compare, tolerance
 from ..runner import compare_with_reference, flatten
-from .train_cases import chunk_cases, dropout_cases, rate_cases, zero_dropout_cases
+from .train_cases import STEPS, chunk_cases, dropout_cases, rate_cases, step_settings, zero_dropout_cases
 
 
 class TrainMode:
@@ -158,6 +159,62 @@ def dropout_rate_tests(adapter, case, target):
     return results
 
 
+def reference_batch(adapter, case):
+    """The keyword arguments of `case`'s reference head: inputs, labels and the release's loss rules."""
+    batch = dict(case.inputs, **case.labels)
+    if case.head == "BertForTokenClassification":
+        batch["loss_uses_attention_mask"] = not adapter.has("token-classification-loss-ignores-only-labels")
+    return batch
+
+
+def optimizer_steps(adapter, case, target):
+    """STEPS training steps on the case's batch (train mode, dropout 0; backward, clip_grad_norm_, AdamW with the
+    Trainer's weight-decay and no-decay groups, linear warmup schedule), each compared with the reference's step
+    (`reference.training.step` on `reference.backward.gradients`) from the implementation's own parameters and
+    moments before it: learning rate, loss, gradient norm, parameters and both AdamW moments after it.
+
+    Tolerances: a gradient is computed from weights and activations of size ~1 (drawn so; LayerNorm keeps them so),
+    so it errs by up to atol at scale 1 however small it is: the gradient norm and the first moment are compared at
+    scale 1, the second moment (v <- b2 v + (1 - b2) g^2) at the largest gradient G (at least atol); AdamW divides
+    the first moment by the root of the second, so a parameter's step errs by up to
+    lr * min(3.2, 3 atol / (sqrt(v_hat) + eps)) (3.2: the most |m_hat| / sqrt(v_hat) can be within 3 steps), the
+    floor of its comparison: large only where a gradient is 0 up to rounding (a LayerNorm of width 2, a single
+    choice), which AdamW's division turns into a step of any direction."""
+    settings = step_settings(case)
+    run = adapter.train_steps(case.copy(), settings, STEPS, target.device, target.dtype)
+    spec = BertSpec.from_mapping(case.config)
+    batch = reference_batch(adapter, case)
+    names, tol = run["names"], tolerance(target.dtype, target.device)
+    b1, b2 = settings["betas"]
+    params = {n: run["initial"][n] for n in names}
+    exp_avg = {n: np.zeros_like(params[n]) for n in names}
+    exp_avg_sq = {n: np.zeros_like(params[n]) for n in names}
+    results = []
+    for t, got in enumerate(run["steps"]):
+        want = training.step(params, run["aliases"], exp_avg, exp_avg_sq, t, batch,
+                             lambda weights, b: ref_backward.gradients(case.head, weights, spec, **b),
+                             decayed=set(run["decayed"]), lr=settings["lr"], betas=settings["betas"],
+                             eps=settings["eps"], weight_decay=settings["weight_decay"], max_norm=settings["max_norm"],
+                             num_warmup_steps=settings["num_warmup_steps"],
+                             num_training_steps=settings["num_training_steps"])
+        scale = max(float(np.max(np.abs(g), initial=0.0)) for g in want["grads"].values())
+        results += [compare(f"step {t}: lr", np.asarray(got["lr"]), np.full(len(got["lr"]), want["lr"]), tol),
+                    compare(f"step {t}: loss", got["loss"], want["loss"], tol),
+                    compare(f"step {t}: gradient norm", got["norm"], want["norm"], tol, scale=1.0)]
+        for n in names:
+            if n not in got["exp_avg"]:
+                results.append(Comparison(f"step {t}: {n}", False, np.inf, f"step {t}: {n} has no AdamW state"))
+                continue
+            v_hat = np.sqrt(want["exp_avg_sq"][n] / (1 - b2 ** (t + 1)))
+            floor = want["lr"] * np.minimum(3.2, 3 * tol.atol / (v_hat + settings["eps"]))
+            results += [compare(f"step {t}: exp_avg {n}", got["exp_avg"][n], want["exp_avg"][n], tol, scale=1.0),
+                        compare(f"step {t}: exp_avg_sq {n}", got["exp_avg_sq"][n], want["exp_avg_sq"][n], tol,
+                                scale=max(scale, tol.atol)),
+                        compare(f"step {t}: params {n}", got["params"][n], want["params"][n], tol, floor=floor)]
+        params, exp_avg, exp_avg_sq = got["params"], got["exp_avg"], got["exp_avg_sq"]
+    return results
+
+
 HEAD_CASES = (  # (name, head, label rule, strategy keywords)
     ("base", "BertModel", "none", {}),
     ("pretraining", "BertForPreTraining", "pretraining", {}),
@@ -197,6 +254,11 @@ def _checks():
             checks.append(Check(f"train.checkpointing.{name}", "train", head, checkpointing.__doc__,
                                 zero_dropout_cases(head, labels=labels, **kw), kind="property", prop=checkpointing,
                                 max_examples=EXAMPLES))
+    for name, head, labels, kw in HEAD_CASES:
+        if name not in ("base", "causal_lm"):  # BertModel has no loss; the causal LM's loss is float32 (known)
+            checks.append(Check(f"train.steps.{name}", "train", head, optimizer_steps.__doc__,
+                                zero_dropout_cases(head, labels=labels, **kw), kind="property", prop=optimizer_steps,
+                                once=True, max_examples=EXAMPLES))
     checks.append(Check("train.chunking", "train", "BertForPreTraining", chunking.__doc__,
                         chunk_cases("BertForPreTraining", labels="pretraining"), kind="property", prop=chunking,
                         max_examples=EXAMPLES))

@@ -78,3 +78,18 @@ def rate_cases(head):
     """adapter -> cases of `head` on a seeded batch of 8 x 16 tokens, hidden size 16, 1-2 layers, every dropout
     probability drawn above 0 (the classifier's may be None or 0): samples for the rate tests."""
     return lambda adapter: _rate_case(head, activations(adapter), narrowing(adapter, head)["fixed"])
+
+
+STEPS = 3
+LEARNING_RATES = (1e-3, 1e-2, 1e-1)
+WEIGHT_DECAYS = (0.0, 0.01, 0.1)
+MAX_NORMS = (0.05, 1.0, 1e6)  # 1e6: never clipped
+
+
+def step_settings(case):
+    """The optimizer settings of a steps case, a function of its weight seed (so a case reproduces from its JSON):
+    learning rate, weight decay, clipping norm, warmup of 0-2 steps and a schedule of STEPS to STEPS + 2 steps."""
+    rng = np.random.default_rng(case.weights_seed)
+    return {"lr": float(rng.choice(LEARNING_RATES)), "betas": (0.9, 0.999), "eps": 1e-8,
+            "weight_decay": float(rng.choice(WEIGHT_DECAYS)), "max_norm": float(rng.choice(MAX_NORMS)),
+            "num_warmup_steps": int(rng.integers(0, 3)), "num_training_steps": STEPS + int(rng.integers(0, 3))}
