@@ -254,11 +254,14 @@ def _truncating_one_more(tokenizer):
     ("left padding", r"padding is not a \[PAD\] tail"),
     ("pad id", r"input_ids: tokenizer vs the padding and truncation rule: first difference"),
     ("truncation", r"input_ids: tokenizer vs the padding and truncation rule: (first difference|shape)"),
+    ("keeps case", r"uncased: basic_tokenizer's tokens of a text and of the lower-cased text: 'A short one.'\.\.\.: "
+                   r"token 0 is \['A', 'short', 'one'\] but \['a', 'short', 'one'\] lower-cased"),
 ])
 def test_tokenizer_faults_are_caught(tf, monkeypatch, fault, match):
     """The tokenizer's own padding and truncation on a batch of rows of different lengths (a paragraph cut at 24,
-    a short row, a pair), padded to the longest and to max_length: left padding, [UNK] as the pad token, or a
-    truncation that removes one token too many fail the tokenizer check; without the fault it holds."""
+    a short row, a pair), padded to the longest and to max_length: left padding, [UNK] as the pad token, a
+    truncation that removes one token too many, or a pre-tokenizer that keeps the case of an uncased checkpoint fail
+    the tokenizer check; without the fault it holds."""
     for padding in ("longest", "max_length"):
         case = SubjectCase("tokenizer", {"texts": FAULT_TEXTS, "max_length": 24, "padding": padding})
         results = properties.tokenizer_agrees(tf, case, Target("cpu", "float64", "eager"))
@@ -274,6 +277,8 @@ def test_tokenizer_faults_are_caught(tf, monkeypatch, fault, match):
         slow.padding_side = "left"
     elif fault == "pad id":
         slow.pad_token = "[UNK]"
+    elif fault == "keeps case":  # the pre-tokenizer of an uncased checkpoint no longer lower-cases
+        slow.basic_tokenizer.do_lower_case = False
     else:
         slow.truncate_sequences = _truncating_one_more(slow)
     for padding in ("longest", "max_length"):

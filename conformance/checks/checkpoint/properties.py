@@ -125,7 +125,11 @@ def tokenizer_agrees(adapter, case, target):
     applied to each segment's word pieces, with the special ids of the checkpoint's files; every row is [CLS] A
     [SEP] (B [SEP]) then a [PAD] tail with mask 0; the fast tokenizer (tokenizer.json; where the release and the
     `tokenizers` package have one) gives the slow one's ids, token types and attention mask (except for the
-    explained pair-truncation tie); decoding each segment's ids and encoding the text again gives the same ids."""
+    explained pair-truncation tie); decoding each segment's ids and encoding the text again gives the same ids;
+    for an uncased checkpoint (tokenizer_config.json's do_lower_case, true by default), the slow tokenizer's ids of
+    each segment equal its ids of the lower-cased segment, and so do the tokens of its pre-tokenizer
+    (`basic_tokenizer`, where it has one: 4.x's `tokenize` lower-cases the text before it, so the ids alone cannot
+    show the pre-tokenizer's own rule)."""
     p, directory = case.params, load().directory
     slow = adapter.checkpoint_tokenizer(directory)
     enc = adapter.encode(directory, p["texts"], p["max_length"], p["padding"])
@@ -150,7 +154,28 @@ def tokenizer_agrees(adapter, case, target):
             results.append(Comparison(f"rows {tied}: fast vs slow", True, 0.0, f"explained: {LONGEST_FIRST_TIE}"))
     problems = _structure_problems(slow, p["texts"], enc)
     results.append(Comparison("structure and round trip", not problems, 0.0, "\n".join(problems)))
+    if load().tokenizer_config.get("do_lower_case", True):  # an uncased checkpoint: case never changes an id
+        segments = [text for row in p["texts"] for text in (row if isinstance(row, list) else [row])]
+        results.append(_case_blind("uncased: the slow tokenizer's tokens of a text and of the lower-cased text",
+                                   segments, lambda text: slow.convert_ids_to_tokens(
+                                       slow(text, add_special_tokens=False)["input_ids"])))
+        basic = getattr(slow, "basic_tokenizer", None)  # BertTokenizer's pre-tokenizer (the public BasicTokenizer)
+        if basic is not None and getattr(slow, "do_basic_tokenize", True):
+            results.append(_case_blind("uncased: basic_tokenizer's tokens of a text and of the lower-cased text",
+                                       segments, basic.tokenize))
     return results
+
+
+def _case_blind(key, texts, tokens):
+    """A comparison that `tokens(text) == tokens(text.lower())` for every text; its message gives each text's first
+    differing token."""
+    lines = []
+    for text in texts:
+        got, want = tokens(text), tokens(text.lower())
+        if got != want:
+            i = next((j for j, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+            lines.append(f"{key}: {text[:60]!r}...: token {i} is {got[i:i + 3]} but {want[i:i + 3]} lower-cased")
+    return Comparison(key, not lines, 0.0, "\n".join(lines))
 
 
 def _structure_problems(slow, texts, enc):
