@@ -15,6 +15,7 @@ byte when the shrinker lowers the batch or the length, so the shrinker's steps s
 import numpy as np
 from hypothesis import strategies as st
 
+from .batch import SUBCASES, CaseBatch
 from .case import Case
 
 IGNORE = -100
@@ -146,13 +147,23 @@ def cases(draw, head, activations, labels="class", num_labels=None, is_decoder=F
     the inputs it is `lacking` (never drawn) and its `ignore_index` label. Hypothesis copies a choice into another of the same size (the grids of ids,
     token types and positions), which keeps the header, so the same model serves several examples.
     """
-    multiple_choice = head == "BertForMultipleChoice"
+    h = header(draw, config_fields(activations, num_labels) + case_fields(head) + SEED_FIELDS)
+    config = dict(config_of(h, activations, num_labels, is_decoder, problem_type), **(fixed or {}))
+    return case_of(draw, h, head, config, seed_of(h), labels, label_dtype, with_num_items, lacking, ignore_index)
+
+
+def case_fields(head):
+    """The header fields of a case besides its config and weight seed: shape, which inputs, label options."""
     fields = [("batch", MAX_BATCH), ("length", MAX_LENGTH), ("padding", 2), ("token_types", 2), ("positions", 2),
               ("ignore", IGNORE_LEVELS), ("label_shape", 2), ("num_items", 256)]
-    if multiple_choice:
-        fields.append(("choices", MAX_CHOICES))
-    h = header(draw, config_fields(activations, num_labels) + fields + SEED_FIELDS)
-    config = dict(config_of(h, activations, num_labels, is_decoder, problem_type), **(fixed or {}))
+    return fields + [("choices", MAX_CHOICES)] if head == "BertForMultipleChoice" else fields
+
+
+def case_of(draw, h, head, config, weights_seed, labels="class", label_dtype=np.int64, with_num_items=False,
+            lacking=(), ignore_index=IGNORE):
+    """The Case of header `h` (its `case_fields`) for `head` with `config` and `weights_seed`: draws one byte string
+    per array (see `cases`)."""
+    multiple_choice = head == "BertForMultipleChoice"
     batch, length = 1 + h["batch"], 1 + h["length"]
     choices = 1 + h["choices"] if multiple_choice else None
     rows = MAX_BATCH * (MAX_CHOICES if multiple_choice else 1)
@@ -203,4 +214,20 @@ def cases(draw, head, activations, labels="class", num_labels=None, is_decoder=F
     else:
         raise ValueError(labels)
     num_items = 1 + h["num_items"] % (batch * length) if with_num_items else None
-    return Case(head, config, seed_of(h), inputs, label_arrays, num_items)
+    return Case(head, config, weights_seed, inputs, label_arrays, num_items)
+
+
+@st.composite
+def case_batches(draw, head, activations, subcases=SUBCASES, then=None, num_labels=None, is_decoder=False,
+                 problem_type=None, fixed=None, **kw):
+    """A `CaseBatch` of `subcases` independent Cases for `head` on one config and weight seed (one model to build):
+    one header (the config's fields and the seed), then per sub-case a header of its `case_fields` and its arrays,
+    drawn as by `cases` (which takes the same keyword arguments). With `then` (Case -> strategy of a Case), each
+    sub-case is what `then` draws from it (e.g. the case with its labels corrupted)."""
+    h = header(draw, config_fields(activations, num_labels) + SEED_FIELDS)
+    config = dict(config_of(h, activations, num_labels, is_decoder, problem_type), **(fixed or {}))
+    out = []
+    for _ in range(subcases):
+        case = case_of(draw, header(draw, case_fields(head)), head, config, seed_of(h), **kw)
+        out.append(draw(then(case)) if then is not None else case)
+    return CaseBatch(out)

@@ -54,8 +54,9 @@ def test_an_adapter_lacking_a_method_is_an_error_on_every_refusal_check(check, s
 
 
 def _case(check_id, adapter=ADAPTER):
-    return find(CHECKS_BY_ID[check_id].strategy(adapter), lambda case: True,
+    case = find(CHECKS_BY_ID[check_id].strategy(adapter), lambda case: True,
                 settings=settings(database=None, max_examples=1))
+    return getattr(case, "cases", [case])[0]  # a CaseBatch's first sub-case (`conformance.batch`)
 
 
 def test_a_wrong_exception_class_fails(monkeypatch):
@@ -169,12 +170,12 @@ def test_int32_labels_compare_numbers_where_transformers_computes_and_explain_on
 
     check = CHECKS_BY_ID["loss.sequence_classification.int32_labels"]
     regression = find(check.strategy(ADAPTER), lambda case: case.config["num_labels"] == 1,
-                      settings=settings(database=None, max_examples=200))
+                      settings=settings(database=None, max_examples=200)).cases[0]  # a CaseBatch's sub-case
     assert not INT32_LABELS_REFUSED.applies(ADAPTER, regression, CPU64)
     results = run_check(check, ADAPTER, regression, CPU64)
     assert {"loss", "logits"} <= {r.key for r in results} and all(r.ok and not r.message for r in results)
     single = find(check.strategy(ADAPTER), lambda case: case.config["num_labels"] > 1,
-                  settings=settings(database=None, max_examples=200))
+                  settings=settings(database=None, max_examples=200)).cases[0]
     assert INT32_LABELS_REFUSED.applies(ADAPTER, single, CPU64)
     assert [r.message for r in run_check(check, ADAPTER, single, CPU64)] == ["explained: int32-class-labels-refused"]
     assert INT32_LABELS_REFUSED.explains(RuntimeError("expected target dtype to be Long or Byte, but got Int"))

@@ -18,15 +18,16 @@ HEADS = ("BertModel", "BertForPreTraining", "BertForMaskedLM", "BertLMHeadModel"
 VARIANTS = ("torch.optim.AdamW", "torch.optim.AdamW(foreach)", "torch.optim.AdamW(fused)", "transformers.AdamW")
 
 
+ADAMW_MAX_STEPS = 12  # steps per drawn sequence: several, so the calls outweigh drawing the case
 ADAMW_INVALID = (("lr", -1e-3), ("eps", -1e-8), ("betas", [1.0, 0.999]), ("betas", [0.9, 1.5]), ("betas", [-0.1, 0.999]))
 ADAMW_FIELDS = [("tensors", 3), ("rows0", 4), ("cols0", 3), ("rows1", 4), ("cols1", 3), ("rows2", 4), ("cols2", 3),
-                ("steps", 6), ("scale", 3), ("lr", 4), ("beta1", 3), ("beta2", 3), ("eps", 3), ("weight_decay", 4),
-                ("flag", 2), ("invalid", len(ADAMW_INVALID))] + SEED_FIELDS
+                ("steps", ADAMW_MAX_STEPS), ("scale", 3), ("lr", 4), ("beta1", 3), ("beta2", 3), ("eps", 3),
+                ("weight_decay", 4), ("flag", 2), ("invalid", len(ADAMW_INVALID))] + SEED_FIELDS
 
 
 @st.composite
 def adamw_cases(draw, variant, invalid=False):
-    """1-3 parameter tensors, 1-6 steps of gradients on scales 1e-3..1e3 (so eps matters in some and not in
+    """1-3 parameter tensors, 1-12 steps of gradients on scales 1e-3..1e3 (so eps matters in some and not in
     others), and hyper-parameters across their ranges: beta 0, weight decay 0, amsgrad / correct_bias both ways.
     One header; the tensors come from its seed."""
     h = header(draw, ADAMW_FIELDS)
@@ -122,7 +123,8 @@ def decay_grouping(adapter, case, target):
                        f"decayed but exempt by the rule: {extra}; exempted but decayed by the rule: {missing}")]
 
 
-def _offered(variant):
+def offered(variant):
+    """adapter -> None where the implementation offers AdamW `variant`, else why a check of it does not apply."""
     def applies(adapter):
         return None if variant in adapter.adamw_variants() else f"{adapter.name} {adapter.version} has no {variant}"
     return applies
@@ -131,7 +133,7 @@ def _offered(variant):
 CHECKS = [
     *[Check(f"optim.{variant}", "optim", variant, adamw_steps.__doc__,
             (lambda variant: lambda adapter: adamw_cases(variant))(variant), kind="property", prop=adamw_steps,
-            every_attention=False, case_type=SubjectCase, applies=_offered(variant))
+            every_attention=False, case_type=SubjectCase, applies=offered(variant))
       for variant in VARIANTS],
     Check("optim.no_decay_grouping", "optim", "Trainer", decay_grouping.__doc__, lambda adapter: decay_cases(),
           kind="property", prop=decay_grouping, once=True, case_type=SubjectCase),

@@ -7,13 +7,14 @@ from hypothesis import strategies as st
 
 from reference import ReferenceInputError
 
+from ..batch import CaseBatch, each_case
 from ..case import SubjectCase
 from ..check import Check, activations
 from ..compare import Comparison
-from ..port import narrowing
+from ..port import IGNORE_INDEX, ignore_index, narrowing
 from ..runner import reference_outputs, refusals
-from ..strategies import cases
-from .adamw import _offered as adamw_offered, adamw_cases, run_adamw, reference_adamw
+from ..strategies import case_batches
+from .adamw import adamw_cases, offered as adamw_offered, run_adamw, reference_adamw
 from .masking import collate, masking_cases, masking_spec, replacements_of, special_ids
 
 
@@ -29,19 +30,28 @@ def both_refuse(adapter, case, target):
     return refusal or [Comparison("refusal", True, 0.0, "")]
 
 
+def near_negatives(ignore=IGNORE_INDEX):
+    """The small negative out-of-range labels: -1..-100 without the port's own ignored label `ignore` (-1..-99 for
+    transformers' -100; -2..-100 for a port that ignores -1, where -100 is an ordinary out-of-range label)."""
+    return [n for n in range(-1, -101, -1) if n != ignore]
+
+
 @st.composite
-def corrupted(draw, valid_cases, how):
+def corrupted(draw, valid_cases, how, ignore=IGNORE_INDEX):
     """A valid case whose labels are then broken `how`: out_of_range | wrong_shape | float_dtype.
 
-    Out of range: one label, at any position, becomes one of classes..classes+5, -99..-1 or -1000..-101 (the
-    label byte, the position and the value drawn as one choice of four bytes, each shrinking toward the first)."""
+    Out of range: one label, at any position, becomes one of classes..classes+5, a small negative
+    (`near_negatives`: -1..-100 without the port's ignored label `ignore`, which is never drawn) or -1000..-101
+    (the label byte, the position and the value drawn as one choice of four bytes, each shrinking toward the
+    first)."""
     case = draw(valid_cases)
     labels = case.labels["labels"]
     if how == "out_of_range":
         classes = case.config["vocab_size"] if case.head == "BertForMaskedLM" else case.config["num_labels"]
         kind, index, high, low = (int(b) for b in draw(st.binary(min_size=4, max_size=4)))
         value = high * 256 + low
-        bad = (classes + value % 6, -1 - value % 99, -101 - value % 900)[kind % 3]
+        negatives = near_negatives(ignore)
+        bad = (classes + value % 6, negatives[value % len(negatives)], -101 - value % 900)[kind % 3]
         labels = labels.copy()
         labels.flat[index % labels.size] = bad
     elif how == "wrong_shape":
@@ -81,10 +91,14 @@ def masking_refuses(adapter, case, target):
 
 
 def _label_check(how, name, head, labels):
+    """Each drawn example: a `CaseBatch` of independent cases on one model, each with its labels corrupted `how`."""
+    def strategy(adapter):
+        return case_batches(head, activations(adapter),
+                            then=lambda case: corrupted(st.just(case), how, ignore_index(adapter, head)),
+                            labels=labels, **narrowing(adapter, head))
     return Check(f"errors.{how}.{name}", "errors", head, f"labels {how.replace('_', ' ')}: both must refuse",
-                 lambda adapter: corrupted(cases(head, activations(adapter), labels=labels, **narrowing(adapter, head)),
-                                           how),
-                 kind="error", prop=both_refuse, every_attention=False, cpu_only=True)
+                 strategy, kind="error", prop=each_case(both_refuse), every_attention=False, cpu_only=True,
+                 case_type=CaseBatch)
 
 
 CHECKS = [

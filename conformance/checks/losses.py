@@ -1,13 +1,14 @@
 """The loss rules beyond each head's main one: sequence classification's regression, multi-label, explicit and
-int32-label rules, and the causal LM's `num_items_in_batch` normalisation."""
+int32-label rules, and the causal LM's `num_items_in_batch` normalisation. Each drawn example is a `CaseBatch` of
+independent cases on one model (`conformance.batch`), each compared with the reference as a single case is."""
 
 import numpy as np
 from hypothesis import strategies as st
 
+from ..batch import batched
 from ..check import CAUSAL_LOSS_FLOAT32, Check, KnownDifference, activations
 from ..port import config_fixed, narrowing
-from ..strategies import cases
-from .encoder import model_cases
+from ..strategies import case_batches
 
 INT32_LABELS_REFUSED = KnownDifference(
     "int32-class-labels-refused",
@@ -24,11 +25,16 @@ INT32_LABELS_REFUSED = KnownDifference(
 )
 
 
+def model_batches(head, **kw):
+    """adapter -> `CaseBatch`es of `head` (`conformance.strategies.case_batches`, which takes `cases`' keywords) over
+    the activations both sides know, narrowed to what the adapter's port supports (`conformance.port.narrowing`)."""
+    return lambda adapter: case_batches(head, activations(adapter), **kw, **narrowing(adapter, head))
+
+
 def int32_label_cases(adapter):
     """Sequence classification with int32 class labels: num_labels 1 (regression, computed) or 2-5 (refused)."""
-    head = "BertForSequenceClassification"
-    return st.one_of(*(cases(head, activations(adapter), labels="class", num_labels=n, label_dtype=np.int32,
-                             **narrowing(adapter, head)) for n in (None, 1)))
+    return st.one_of(*(model_batches("BertForSequenceClassification", labels="class", num_labels=n,
+                                     label_dtype=np.int32)(adapter) for n in (None, 1)))
 
 
 def needs_problem_type(adapter):
@@ -54,28 +60,29 @@ def one_label_regression(adapter):
     return f"{adapter.name} {adapter.version} always computes {fixed} (no regression for num_labels == 1)"
 
 
-CHECKS = [
+SINGLE_CASE_CHECKS = [  # as declared for one case; CHECKS runs them over batches of cases
     Check("loss.causal_lm.num_items_in_batch", "loss", "BertLMHeadModel",
           "causal LM loss summed and divided by num_items_in_batch (gradient accumulation normalisation)",
-          model_cases("BertLMHeadModel", labels="tokens", is_decoder=True, with_num_items=True),
+          model_batches("BertLMHeadModel", labels="tokens", is_decoder=True, with_num_items=True),
           known=(CAUSAL_LOSS_FLOAT32,), every_attention=False, applies=takes_num_items),
     Check("loss.sequence_classification.regression", "loss", "BertForSequenceClassification",
           "num_labels == 1: regression, MSE of the squeezed logits and labels ([B] or [B, 1] labels)",
-          model_cases("BertForSequenceClassification", labels="regression", num_labels=1), every_attention=False,
+          model_batches("BertForSequenceClassification", labels="regression", num_labels=1), every_attention=False,
           applies=one_label_regression),
     Check("loss.sequence_classification.regression_multi", "loss", "BertForSequenceClassification",
           "problem_type='regression' with num_labels > 1: MSE over [B, num_labels]",
-          model_cases("BertForSequenceClassification", labels="regression", problem_type="regression"),
+          model_batches("BertForSequenceClassification", labels="regression", problem_type="regression"),
           every_attention=False, applies=needs_problem_type),
     Check("loss.sequence_classification.multi_label", "loss", "BertForSequenceClassification",
           "float labels with num_labels > 1: multi-label BCE with logits",
-          model_cases("BertForSequenceClassification", labels="multi_label"), every_attention=False,
+          model_batches("BertForSequenceClassification", labels="multi_label"), every_attention=False,
           applies=needs_problem_type),
     Check("loss.sequence_classification.explicit_single_label", "loss", "BertForSequenceClassification",
           "problem_type='single_label_classification' given explicitly",
-          model_cases("BertForSequenceClassification", labels="class", problem_type="single_label_classification"),
+          model_batches("BertForSequenceClassification", labels="class", problem_type="single_label_classification"),
           every_attention=False, applies=needs_problem_type),
     Check("loss.sequence_classification.int32_labels", "loss", "BertForSequenceClassification",
           "int32 class labels: single-label classification (num_labels > 1), regression (num_labels == 1)",
           int32_label_cases, known=(INT32_LABELS_REFUSED,), every_attention=False),
 ]
+CHECKS = [batched(check) for check in SINGLE_CASE_CHECKS]
