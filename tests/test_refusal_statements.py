@@ -127,3 +127,27 @@ def test_transformers_adamw_takes_a_negative_weight_decay():
     assert optim.adamw([[1.0]], [[[0.1]]], variant="transformers", weight_decay=-0.1)
     with pytest.raises(ReferenceInputError):
         optim.adamw([[1.0]], [[[0.1]]], variant="torch", weight_decay=-0.1)
+
+
+
+@pytest.mark.parametrize("ignore", [-100, -1])
+def test_out_of_range_labels_never_draw_the_ports_ignored_label(ignore):
+    """transformers ignores -100: the small negatives are -1..-99; a port that ignores -1 (pytorch-pretrained-bert's
+    pre-training, masked LM and NSP heads) gets -2..-100, -100 being an ordinary out-of-range label there."""
+    from hypothesis import find, given, settings
+    from conformance.checks.errors import corrupted, near_negatives
+    from conformance.strategies import cases
+    assert near_negatives(ignore) == [n for n in range(-1, -101, -1) if n != ignore] and len(near_negatives(ignore)) == 99
+    valid = find(cases("BertForMaskedLM", ["gelu"], labels="tokens", ignore_index=ignore), lambda case: True,
+                 settings=settings(database=None, max_examples=1))
+    drawn = set()
+
+    @settings(max_examples=100, database=None, deadline=None)
+    @given(case=corrupted(__import__("hypothesis").strategies.just(valid.copy()), "out_of_range", ignore))
+    def one_bad_label(case):
+        changed = case.labels["labels"] != valid.labels["labels"]
+        assert changed.sum() <= 1
+        drawn.update(int(v) for v in case.labels["labels"][changed])
+
+    one_bad_label()
+    assert ignore not in drawn and any(-100 <= v < 0 for v in drawn), sorted(drawn)
