@@ -230,8 +230,8 @@ def _sdpa_zero_example():
 def _relative_example():
     import numpy as np
     ids = np.array([[1, 2, 0]])
-    return {"input": "BertModel(position_embedding_type='relative_key'), input_ids [[1, 2, 0]] (one layer, hidden 4, two heads, "
-                     "weights N(0, 1) seed 0)",
+    return {"input": "BertModel(position_embedding_type='relative_key'), input_ids [[1, 2, 0]] (one layer, hidden 4, "
+                     "two heads, weights N(0, 1) seed 0)",
             "old": "last_hidden_state " + fmt(_surface_hidden(ids, position_embedding_type="relative_key")),
             "new": "last_hidden_state " + fmt(_surface_hidden(ids)) + " (absolute positions; the field is ignored)"}
 
@@ -239,7 +239,8 @@ def _relative_example():
 def _head_mask_example():
     import numpy as np
     ids = np.array([[1, 2, 0]])
-    return {"input": "BertModel, input_ids [[1, 2, 0]], head_mask [0.0, 1.0] (one layer, hidden 4, two heads, weights N(0, 1) seed 0)",
+    return {"input": "BertModel, input_ids [[1, 2, 0]], head_mask [0.0, 1.0] (one layer, hidden 4, two heads, "
+                     "weights N(0, 1) seed 0)",
             "old": "last_hidden_state " + fmt(_surface_hidden(ids, head_mask=np.array([0.0, 1.0]))),
             "new": "last_hidden_state " + fmt(_surface_hidden(ids)) + " (head_mask accepted by **kwargs, ignored)"}
 

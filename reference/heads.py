@@ -44,11 +44,13 @@ def _with_loss(out, loss, grads):
 
 
 def pretraining(weights, spec, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                labels=None, next_sentence_label=None, ignore_index=losses.IGNORE_INDEX, decoder_bias="shared", surface=None):
+                labels=None, next_sentence_label=None, ignore_index=losses.IGNORE_INDEX, decoder_bias="shared",
+                surface=None):
     """BertForPreTraining: MLM prediction head on every position, NSP on the pooled output; the loss, only when both
     `labels` and `next_sentence_label` are given, is their sum (labels equal to `ignore_index` left out)."""
     weights = as_float64(weights)
-    hidden, pooled = bert_model(weights, spec, input_ids, attention_mask, token_type_ids, position_ids, **(surface or {}))
+    hidden, pooled = bert_model(weights, spec, input_ids, attention_mask, token_type_ids, position_ids,
+                                **(surface or {}))
     out = {
         "last_hidden_state": hidden,
         "prediction_logits": lm_prediction_head(hidden, weights, spec, decoder_bias),
@@ -93,7 +95,8 @@ def next_sentence(weights, spec, input_ids, attention_mask=None, token_type_ids=
                   ignore_index=losses.IGNORE_INDEX, surface=None):
     """BertForNextSentencePrediction: a [hidden, 2] linear layer on the pooled output; loss cross-entropy."""
     weights = as_float64(weights)
-    hidden, pooled = bert_model(weights, spec, input_ids, attention_mask, token_type_ids, position_ids, **(surface or {}))
+    hidden, pooled = bert_model(weights, spec, input_ids, attention_mask, token_type_ids, position_ids,
+                                **(surface or {}))
     out = {"last_hidden_state": hidden,
            "logits": linear(pooled, weights["cls.seq_relationship.weight"], weights["cls.seq_relationship.bias"])}
     if labels is None:
@@ -107,7 +110,8 @@ def sequence_classification(weights, spec, input_ids, attention_mask=None, token
     """BertForSequenceClassification: a [hidden, num_labels] linear layer on the pooled output; loss chosen by
     `losses.infer_problem_type` from num_labels, `spec.problem_type` and the label dtype."""
     weights = as_float64(weights)
-    hidden, pooled = bert_model(weights, spec, input_ids, attention_mask, token_type_ids, position_ids, **(surface or {}))
+    hidden, pooled = bert_model(weights, spec, input_ids, attention_mask, token_type_ids, position_ids,
+                                **(surface or {}))
     out = {"last_hidden_state": hidden,
            "logits": linear(pooled, weights["classifier.weight"], weights["classifier.bias"])}
     if labels is None:
