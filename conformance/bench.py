@@ -11,8 +11,9 @@ reference's), the whole replayed property. Everything else (Hypothesis, strategi
 loading, comparisons) is overhead; the ratio floor time / run time is 1 when there is none.
 
 The one-time cost of a process (imports of torch and transformers, the registry, what the first forward imports
-lazily: one example per attention implementation, run before timing) is printed apart: a pytest worker pays it
-once, not per example.
+lazily: one example per attention implementation; what a check's subject loads on first use: one example of every
+check that is not a reference check; all run before timing) is printed apart: a pytest worker pays it once, not per
+example.
 """
 
 import json
@@ -88,12 +89,15 @@ def _bare_seconds(check, target, adapter, case):
 
 
 def warm_up(adapter, pairs):
-    """One example of the first reference check under each attention implementation: the first forward imports
-    what transformers loads lazily (attention and mask helpers), a one-time cost of the process."""
+    """One example of the first reference check under each attention implementation, and of every other check on its
+    first target: the first forward imports what transformers loads lazily (attention and mask helpers), and a
+    check's subject what it loads on first use (the Trainer's imports, an optimizer's kernels, a checkpoint head's
+    `from_pretrained`): one-time costs of the process."""
     seen = set()
     for check, target in pairs:
-        if check.kind == "reference" and target.attn not in seen:
-            seen.add(target.attn)
+        key = ("attn", target.attn) if check.kind == "reference" else ("check", check.id)
+        if key not in seen:
+            seen.add(key)
             time_pair(check, target, adapter, 1)
 
 

@@ -81,3 +81,20 @@ def test_cli_prints_the_table_and_exits_0(tmp_path, capsys):
     data = json.loads(out.read_text())
     assert [r["area"] for r in data["rows"]] == ["loss", "schedule", "all"]
     assert data["targets"] == ["cpu-float64-eager"] and data["startup_s"] > 0
+
+
+def test_warm_up_runs_one_example_per_attention_and_per_other_check(adapter, monkeypatch):
+    """Before timing: one example of the first reference check under each attention implementation (the lazy imports
+    of the first forward) and one of every other check on its first target (what its subject loads on first use,
+    e.g. the Trainer's imports for the decay grouping)."""
+    calls = []
+    monkeypatch.setattr(bench, "time_pair", lambda check, target, adapter, n: calls.append((check, target.id, n)))
+    targets = make_targets(adapter, "cpu", "float64,float32", None)
+    pairs = [(c, t) for c in CHECKS if c.area in ("head", "optim") for t in targets]
+    bench.warm_up(adapter, pairs)
+    reference = [(c.id, t) for c, t, _ in calls if c.kind == "reference"]
+    assert [t for _, t in reference] == [t.id for t in targets if t.dtype == "float64"][:len(reference)]
+    assert {t.split("-")[-1] for _, t in reference} == {t.attn for t in targets}
+    others = [(c.id, t) for c, t, _ in calls if c.kind != "reference"]
+    assert others == [(c.id, targets[0].id) for c in CHECKS if c.area in ("head", "optim") and c.kind != "reference"]
+    assert all(n == 1 for _, _, n in calls)
