@@ -16,3 +16,31 @@ MUTANTS += [  # helper H7: transformers.AdamW's own argument checks
            '        if False:\n            raise ValueError("Invalid learning rate',
            "errors.adamw.transformers_hyperparameters", "<4.5", path="error"),
 ]
+
+CONFIGURATION_UTILS = "configuration_utils.py"
+
+MUTANTS += [  # helper H3: head options and forward contracts (conformance/checks/options.py)
+    Mutant("head.nsp_alias_ignored", "head",
+           "BertForNextSentencePrediction pops the deprecated next_sentence_label but drops it instead of using it as "
+           "labels (no loss)", MODELING_BERT,
+           'labels = kwargs.pop("next_sentence_label")', 'kwargs.pop("next_sentence_label")',
+           "options.nsp_alias", ">=4.4,<5.0"),
+    Mutant("loss.problem_type_not_persisted", "loss",
+           "BertForSequenceClassification infers the problem type again on every call instead of keeping the first "
+           "call's in config.problem_type (an explicit type is still honoured)", MODELING_BERT,
+           "            if self.config.problem_type is None:\n                if self.num_labels == 1:",
+           '            if self.config.problem_type is None or getattr(self, "_inferred", False):\n'
+           "                self._inferred = True\n                if self.num_labels == 1:",
+           "options.problem_type_persists", ">=4.6"),
+    Mutant("head.qa_positions_clamped_in_place", "head",
+           "question answering clamps the caller's start_positions in place again (clamp_, as before 4.7)",
+           MODELING_BERT, "start_positions = start_positions.clamp(0, ignored_index)",
+           "start_positions = start_positions.clamp_(0, ignored_index)",
+           "options.no_input_writes.question_answering", ">=4.7"),
+    Mutant("loss.single_label_one_label_accepted", "loss",
+           "BertConfig no longer refuses problem_type single_label_classification with num_labels == 1",
+           CONFIGURATION_UTILS,
+           'if self.problem_type == "single_label_classification" and self.num_labels == 1:',
+           'if False and self.problem_type == "single_label_classification" and self.num_labels == 1:',
+           "options.num_labels_one.single_label_classification", ">=5.7"),
+]
