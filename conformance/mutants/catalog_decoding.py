@@ -31,6 +31,12 @@ MUTANTS = [
                         "        self.keys = torch.cat([self.keys, key_states], dim=-2)",
            "self.lazy_initialization(key_states, value_states)\n\n"
            "        self.keys = torch.cat([key_states, self.keys], dim=-2)", INCREMENTAL, ">=5.24"),
+    Mutant("decoding.cross_causal_sdpa", "decoding",
+           "cross-attention is built causal: under sdpa without an encoder mask, decoder position i sees encoder "
+           "positions 0..i only (4.41's bug brought back)",
+           MODELING_BERT, "is_causal=False,\n                layer_idx=layer_idx,\n                is_cross_attention=True,",
+           "is_causal=True,\n                layer_idx=layer_idx,\n                is_cross_attention=True,", CROSS,
+           ">=5.24", path="sdpa"),
     # --- 4.4 -------------------------------------------------------------------------------------------------------
     Mutant("decoding.cross_mask_dropped@4.4", "decoding", "the encoder_attention_mask never reaches cross-attention",
            MODELING_BERT, "encoder_attention_mask=encoder_extended_attention_mask,", "encoder_attention_mask=None,",
