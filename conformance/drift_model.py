@@ -303,3 +303,23 @@ CHANGES += [  # noqa: F405
            "decoder its own bias (initialised 0, loaded under cls.predictions.decoder.bias)",
            ("surface.untied_decoder", "surface.untied_decoder.pretraining"), _untied_bias_example),
 ]
+
+
+def _mask_3d_example():
+    import numpy as np
+    ids, mask = np.array([[1, 2, 0]]), np.array([[[1, 0, 0], [1, 1, 0], [0, 1, 1]]])
+    return {"input": "BertModel (eager), input_ids [[1, 2, 0]], attention_mask [[[1, 0, 0], [1, 1, 0], [0, 1, 1]]] "
+                     "([batch, query, key]; one layer, hidden 4, two heads, weights N(0, 1) seed 0)",
+            "old": "last_hidden_state " + fmt(_surface_hidden(ids, mask)) + " (query i sees the keys of row i)",
+            "new": "refused (RuntimeError: expand(...): the number of sizes provided (4) must be greater or equal to "
+                   "the number of dimensions in the tensor)"}
+
+
+CHANGES += [  # noqa: F405
+    Change("attention-mask-3d-refused", "5.0.0", "surface",
+           "A [batch, query, key] attention mask is refused",
+           "eager attention takes a 3D mask as a key mask per query (get_extended_attention_mask adds a head axis); "
+           "4.41-4.57 sdpa refuses it (ValueError: too many values to unpack)",
+           "masking_utils expands every mask as [batch, key]: RuntimeError for a 3D mask (a 4D 0/1 mask is taken "
+           "as an additive bias, not as a mask)", ("surface.masks_3d",), _mask_3d_example),
+]

@@ -74,15 +74,16 @@ def embeddings(weights, spec: BertSpec, input_ids, token_type_ids=None, position
 def allowed_keys(attention_mask, is_decoder, fully_masked="refuse"):
     """Which keys each query may attend to, as bool [batch, query, key].
 
-    A key is visible when its attention_mask entry is 1; a decoder additionally hides keys after the query
-    (causal). A query that sees no key at all has no defined output: refused unless `fully_masked` names another
+    A key is visible when its attention_mask entry is 1 ([batch, key], or [batch, query, key] for a mask per
+    query); a decoder additionally hides keys after the query (causal). A query that sees no key at all has no defined output: refused unless `fully_masked` names another
     rule of `reference.attention.FULLY_MASKED` (which `attention_probs` then applies).
     """
     mask = np.asarray(attention_mask)
     if not np.isin(mask, (0, 1)).all():
         raise ReferenceInputError("attention_mask must hold only 0 and 1")
     length = mask.shape[-1]
-    allowed = np.broadcast_to(mask[:, None, :].astype(bool), (mask.shape[0], length, length))
+    per_query = mask if mask.ndim == 3 else mask[:, None, :]
+    allowed = np.broadcast_to(per_query.astype(bool), (mask.shape[0], length, length))
     if is_decoder:
         allowed = allowed & np.tril(np.ones((length, length), dtype=bool))
     if fully_masked == "refuse" and not allowed.any(axis=-1).all():
@@ -182,7 +183,7 @@ def bert_model(
             raise ReferenceInputError(f"input_ids must be [batch, sequence], got shape {input_ids.shape}")
     if attention_mask is None:
         attention_mask = np.ones(shape, dtype=np.int64)
-    if np.shape(attention_mask) != tuple(shape):
+    if np.shape(attention_mask) not in (tuple(shape), tuple(shape) + tuple(shape[-1:])):
         raise ReferenceInputError(f"attention_mask shape {np.shape(attention_mask)} != input shape {tuple(shape)}")
     allowed = allowed_keys(attention_mask, spec.is_decoder, fully_masked)
     masks = None if head_mask is None else attention.layer_head_mask(head_mask, spec.num_hidden_layers,

@@ -192,3 +192,19 @@ def test_untied_decoder_uses_its_own_bias_only_under_the_own_rule():
     tied = tiny_spec()
     np.testing.assert_array_equal(heads.masked_lm(w, tied, ids, decoder_bias="own")["logits"],
                                   heads.masked_lm(w, tied, ids)["logits"])
+
+
+def test_a_3d_mask_is_a_key_mask_per_query():
+    spec = tiny_spec()
+    w = encoder_weights(spec, np.random.default_rng(1), prefix="")
+    ids, mask = np.array([[1, 2, 3], [4, 5, 6]]), np.array([[1, 1, 0], [1, 0, 1]])
+    same = np.repeat(mask[:, None, :], 3, axis=1)
+    np.testing.assert_array_equal(encoder.bert_model(w, spec, ids, same, prefix="")[0],
+                                  encoder.bert_model(w, spec, ids, mask, prefix="")[0])
+    cube = np.array([[[1, 0, 0], [1, 1, 0], [0, 1, 1]], [[0, 0, 1], [1, 1, 1], [1, 0, 0]]])
+    x = encoder.embeddings(w, spec, ids, prefix="")
+    allowed = encoder.allowed_keys(cube, False)
+    np.testing.assert_array_equal(allowed, cube.astype(bool))
+    layer = "encoder.layer.0."
+    np.testing.assert_allclose(encoder.self_attention(x, w, spec, allowed, layer + "attention."),
+                               loop_attention_layer(x, w, spec, layer, allowed, "absolute"), **TIGHT)

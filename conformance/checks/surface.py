@@ -98,7 +98,7 @@ def _fully_masked(case, spec):
     mask = case.inputs.get("attention_mask")
     if mask is None:
         return False
-    allowed = mask[:, None, :].astype(bool)
+    allowed = (mask if mask.ndim == 3 else mask[:, None, :]).astype(bool)
     if spec.is_decoder:
         allowed = allowed & np.tril(np.ones((mask.shape[1],) * 2, dtype=bool))
     return not allowed.any(axis=-1).all()
@@ -151,9 +151,22 @@ def surface_forward(adapter, case, target):
     return results
 
 
-def _surface(name, head, description, features, known=(), max_examples=15, **kw):
+def mask_3d(adapter, case, target):
+    """A [batch, query, key] attention mask gives each query its own visible keys (4.x eager), or is refused where
+    the release no longer takes one (5.x: RuntimeError while expanding it)."""
+    if not adapter.has("attention-mask-3d-refused"):
+        return surface_forward(adapter, case, target)
+    try:
+        adapter.run_surface(case.copy(), target.attn, target.device, target.dtype)
+    except RuntimeError as exc:
+        return [Comparison("refusal", True, 0.0, f"refused: {type(exc).__name__}")]
+    return [Comparison("refusal", False, np.inf, "a 3D attention mask was accepted; this release refuses it")]
+
+
+def _surface(name, head, description, features, known=(), max_examples=15, prop=surface_forward, every_attention=True,
+             **kw):
     return Check(f"surface.{name}", "surface", head, description, surface_strategy(head, features, **kw),
-                 kind="property", prop=surface_forward, known=known, max_examples=max_examples)
+                 kind="property", prop=prop, known=known, max_examples=max_examples, every_attention=every_attention)
 
 
 CHECKS = [
@@ -168,6 +181,8 @@ CHECKS = [
              {"mask": "any"}),
     _surface("masks.causal", "BertModel", "a decoder's attention with any mask, fully masked queries included",
              {"mask": "any"}, known=(SDPA_FLOAT64_CAUSAL_MASK,), is_decoder=True),
+    _surface("masks_3d", "BertModel", "a [batch, query, key] attention mask (eager; 4.41-4.57 sdpa refuses it with "
+             "ValueError)", {"mask": "3d"}, prop=mask_3d, every_attention=False),
     _surface("attentions", "BertModel",
              "output_attentions: every layer's attention probabilities, any mask (sdpa: per release)",
              {"attentions": True, "mask": "any"}),

@@ -3,7 +3,8 @@ on top of `conformance.strategies.cases` the config fields and inputs each surfa
 
 Features (each a choice of one header byte, shrinking toward the simplest value):
 - "relative": `position_embedding_type` relative_key or relative_key_query.
-- "mask": an attention mask of any pattern: right padding, left padding, holes, or holes with fully masked rows.
+- "mask": an attention mask of any pattern: right padding, left padding, holes, or holes with fully masked rows;
+  or ("3d") a [batch, query, key] mask, a key mask per query.
 - "attentions", "hidden_states": the forward option `output_attentions` / `output_hidden_states`.
 - "inputs_embeds": float embeddings instead of `input_ids`.
 - "head_mask": a [heads] or [layers, heads] mask of values in HEAD_MASK_VALUES.
@@ -80,17 +81,23 @@ def surface_cases(draw, head, acts, features, is_decoder=False, num_labels=None,
     fields = [("relative", len(RELATIVE)), ("mask", len(MASKS)), ("head_mask_shape", 2)]
     grid = MAX_BATCH * MAX_LENGTH
     embedded = grid * MAX_HIDDEN if "inputs_embeds" in features else 0
-    h, raw = header_and_bytes(draw, fields, grid + MAX_BATCH + MAX_LAYERS * MAX_HEADS + embedded)
+    per_query = grid * MAX_LENGTH if features.get("mask") == "3d" else 0
+    h, raw = header_and_bytes(draw, fields, grid + MAX_BATCH + MAX_LAYERS * MAX_HEADS + embedded + per_query)
     bits, lengths = raw[:grid].reshape(MAX_BATCH, MAX_LENGTH), raw[grid:grid + MAX_BATCH]
     rest = raw[grid + MAX_BATCH:]
-    head_bytes, embed_bytes = rest[:MAX_LAYERS * MAX_HEADS], rest[MAX_LAYERS * MAX_HEADS:]
+    head_bytes, rest = rest[:MAX_LAYERS * MAX_HEADS], rest[MAX_LAYERS * MAX_HEADS:]
+    embed_bytes, mask_bytes = rest[:embedded], rest[embedded:]
     config, inputs, options = dict(base.config), dict(base.inputs), {}
     batch, length = inputs["input_ids"].shape
     if "relative" in features:
         config["position_embedding_type"] = RELATIVE[h["relative"]]
     if "mask" in features:
         kind = MASKS[h["mask"]] if features["mask"] == "any" else features["mask"]
-        inputs["attention_mask"] = surface_mask(kind, bits, lengths, batch, length)
+        if kind == "3d":
+            cube = mask_bytes.reshape(MAX_BATCH, MAX_LENGTH, MAX_LENGTH)[:batch, :length, :length]
+            inputs["attention_mask"] = (cube % 2).astype(np.int64)
+        else:
+            inputs["attention_mask"] = surface_mask(kind, bits, lengths, batch, length)
     if "head_mask" in features:
         layers, heads = config["num_hidden_layers"], config["num_attention_heads"]
         shape = (heads,) if h["head_mask_shape"] == 0 else (layers, heads)

@@ -4,7 +4,7 @@ Each is killed by the `surface.*` checks on the releases whose source has its `o
 head_mask and the 4.x attention outputs exist before 5.0; the masked value is -10000 before 4.21 and the dtype's
 minimum after)."""
 
-from .mutant import MASKING_UTILS, MODELING_BERT, MODELING_UTILS, Mutant  # noqa: F401
+from .mutant import MASKING_UTILS, MODELING_BERT, MODELING_UTILS, SDPA_ATTENTION, Mutant  # noqa: F401
 
 OUTPUT_CAPTURING = "utils/output_capturing.py"
 
@@ -30,6 +30,13 @@ MUTANTS = [
            "masking_utils' eager mask puts -10000 instead of the dtype's minimum at masked keys",
            MASKING_UTILS, "min_dtype = torch.finfo(dtype).min\n        # we need 0s where",
            "min_dtype = -10000.0\n        # we need 0s where", "surface.masks", ">=5.0"),
+    Mutant("surface.sdpa_mask_additive", "encoder",
+           "sdpa gets the boolean mask as an additive float mask of the dtype's minimum (a fully masked query then "
+           "attends uniformly instead of not at all)",
+           SDPA_ATTENTION, "attn_mask=attention_mask,",
+           "attn_mask=attention_mask if attention_mask is None or attention_mask.dtype != torch.bool else "
+           "torch.where(attention_mask, torch.zeros((), dtype=query.dtype, device=query.device), "
+           "torch.finfo(query.dtype).min),", "surface.masks", ">=5.0", path="sdpa"),
     # --- attention probabilities -----------------------------------------------------------------------------------
     Mutant("surface.attentions_are_scores", "encoder",
            "output_attentions returns the raw scores (before the mask and softmax) instead of the probabilities",
