@@ -17,6 +17,7 @@ AREAS = {
     "decay": "the Trainer's weight-decay parameter grouping",
     "masking": "DataCollatorForLanguageModeling",
     "tokenizer": "BertTokenizer: lower-casing, special tokens (the checkpoint's slow tokenizer)",
+    "train": "train mode: dropout's sites, rates and scaling",
     "decoding": "cross-attention (encoder states and mask) and incremental decoding with the KV cache",
     "backward": "the backward pass only: detached branches, the [PAD] row's gradient, the tied decoder's gradient",
 }
@@ -35,7 +36,8 @@ PATHS = {
 PATH_TARGETS = {"sdpa": ("float64", "sdpa"), "float32": ("float32", "eager")}  # (dtype, attention); else float64 eager
 AREA_PATHS = {"encoder": "eager-float64", "tying": "eager-float64", "head": "eager-float64", "loss": "eager-float64",
               "schedule": "subject", "adamw": "subject", "decay": "subject", "masking": "subject",
-              "tokenizer": "checkpoint", "decoding": "eager-float64", "backward": "eager-float64"}  # a mutant's path unless it names its own
+              "tokenizer": "checkpoint", "decoding": "eager-float64", "backward": "eager-float64",
+              "train": "eager-float64"}  # a mutant's path unless it names its own
 
 
 @dataclass(frozen=True)
