@@ -4,7 +4,7 @@ import importlib
 import itertools
 from dataclasses import dataclass
 
-from .port import missing_core, not_offered
+from .port import dtypes, missing_core, not_offered
 from .records import NOT_APPLICABLE
 from .registry import CHECKS
 from .runner import DEFAULT_ADAPTER
@@ -69,6 +69,8 @@ def check_targets(adapter, all_targets, checks=CHECKS):
         if check.cpu_only and target.device != "cpu":
             skips.append("out-of-range targets are device-side asserts off the CPU, which poison the CUDA context; "
                          "error conformance runs on the CPU")
+        if dtypes(adapter) and target.dtype not in dtypes(adapter):
+            skips.append(f"{NOT_APPLICABLE} {adapter.name} computes in {', '.join(dtypes(adapter))} only")
         if target.device == "mps" and target.dtype == "float64":
             skips.append("MPS has no float64")
         pairs.append((check, target, skips))
