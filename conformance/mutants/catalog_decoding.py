@@ -37,6 +37,12 @@ MUTANTS = [
            MODELING_BERT, "is_causal=False,\n                layer_idx=layer_idx,\n                is_cross_attention=True,",
            "is_causal=True,\n                layer_idx=layer_idx,\n                is_cross_attention=True,", CROSS,
            ">=5.24", path="sdpa"),
+    Mutant("decoding.cross_without_decoder_accepted", "decoding",
+           "cross-attention layers are built on a model that is not a decoder (the config check is gone)",
+           MODELING_BERT, 'if not self.is_decoder:\n                raise ValueError(f"{self} should be used as a '
+                          'decoder model if cross attention is added")',
+           'if False:\n                raise ValueError(f"{self} should be used as a decoder model if cross '
+           'attention is added")', "decoding.refusals", ">=5.24"),
     # --- 4.4 -------------------------------------------------------------------------------------------------------
     Mutant("decoding.cross_mask_dropped@4.4", "decoding", "the encoder_attention_mask never reaches cross-attention",
            MODELING_BERT, "encoder_attention_mask=encoder_extended_attention_mask,", "encoder_attention_mask=None,",
