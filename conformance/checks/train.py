@@ -167,9 +167,29 @@ def reference_batch(adapter, case):
     return batch
 
 
+MLM_SPECIAL_TOKENS = 5  # [PAD] [UNK] [CLS] [SEP] [MASK]: the adapter's collator tokenizer has them at ids 0-4
+
+
+def collated(adapter, case):
+    """A pre-training case's batch as pre-training builds it: the MLM collator's input_ids and labels
+    (mlm_probability 0.5, seeded by the case) from the case's token rows, taken as given, with the case's NSP labels.
+    The case unchanged for other heads, an adapter without a collator, a vocabulary without words beside the special
+    tokens, or a draw that selected no position."""
+    vocab = case.config["vocab_size"]
+    if case.head != "BertForPreTraining" or not hasattr(adapter, "mlm_collate") or vocab <= MLM_SPECIAL_TOKENS:
+        return case
+    ids, labels = adapter.mlm_collate(vocab, case.inputs["input_ids"].tolist(), {"mlm": True, "mlm_probability": 0.5},
+                                      case.weights_seed % 2**31)
+    if (labels == -100).all():
+        return case
+    return Case(case.head, case.config, case.weights_seed, dict(case.inputs, input_ids=ids.astype(np.int64)),
+                dict(case.labels, labels=labels.astype(np.int64)))
+
+
 def optimizer_steps(adapter, case, target):
-    """STEPS training steps on the case's batch (train mode, dropout 0; backward, clip_grad_norm_, AdamW with the
-    Trainer's weight-decay and no-decay groups, linear warmup schedule), each compared with the reference's step
+    """STEPS training steps on the case's batch (pre-training: the MLM collator's output, see `collated`; train mode,
+    dropout 0; backward, clip_grad_norm_, AdamW with the Trainer's weight-decay and no-decay groups, linear warmup
+    schedule), each compared with the reference's step
     (`reference.training.step` on `reference.backward.gradients`) from the implementation's own parameters and
     moments before it: learning rate, loss, gradient norm, parameters and both AdamW moments after it.
 
@@ -180,6 +200,7 @@ def optimizer_steps(adapter, case, target):
     lr * min(3.2, 3 atol / (sqrt(v_hat) + eps)) (3.2: the most |m_hat| / sqrt(v_hat) can be within 3 steps), the
     floor of its comparison: large only where a gradient is 0 up to rounding (a LayerNorm of width 2, a single
     choice), which AdamW's division turns into a step of any direction."""
+    case = collated(adapter, case)
     settings = step_settings(case)
     run = adapter.train_steps(case.copy(), settings, STEPS, target.device, target.dtype)
     spec = BertSpec.from_mapping(case.config)
