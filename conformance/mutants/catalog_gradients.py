@@ -42,6 +42,15 @@ MUTANTS = [
            "gradient, not the decoder's", MODELING_BERT, _DECODER,
            "hidden_states = nn.functional.linear(hidden_states, self.decoder.weight.detach(), self.decoder.bias)",
            "gradients.pretraining or gradients.masked_lm or gradients.causal_lm", ">=4.4"),
+    Mutant("backward.attention_keys_detached", "backward",
+           "eager attention scores read detached keys: the key projections get no gradient, the layer input only "
+           "the query's and value's", MODELING_BERT, "attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling",
+           "attn_weights = torch.matmul(query, key.detach().transpose(2, 3)) * scaling", GRADIENTS, ">=5.0"),
+    Mutant("backward.attention_keys_detached@4.4", "backward",
+           "eager attention scores read detached keys: the key projections get no gradient, the layer input only "
+           "the query's and value's", MODELING_BERT,
+           "attention_scores = torch.matmul(query_layer, key_layer.transpose(-1, -2))",
+           "attention_scores = torch.matmul(query_layer, key_layer.detach().transpose(-1, -2))", GRADIENTS, "<5.0"),
     Mutant("backward.embedding_layernorm_weight_detached", "backward",
            "the embedding LayerNorm's weight is detached: it gets no gradient", MODELING_BERT, _EMBEDDING_NORM,
            "embeddings = nn.functional.layer_norm(embeddings, self.LayerNorm.normalized_shape, "
