@@ -5,9 +5,10 @@ For each area of the registry, every (check, target) pair the suite would run (t
 profile, strategies, model cache, comparisons; the targets of a check screened together, `runner.screen`, a check
 with one target by its own `runner.property_test`), one check after the other in this process, as an xdist worker
 runs its tests. Then the floor: the same cases are replayed and only the bare calls are timed: the
-transformers forward and autograd calls (`adapter.bare_seconds`) and the reference (`runner.Clock`); for checks
-that run neither (schedules, AdamW, masking: there the property is nothing but the implementation's call and the
-reference's), the whole replayed property. Everything else (Hypothesis, strategies, model building, weight
+transformers forward and autograd calls (`adapter.bare_seconds`) and every function of the reference package
+(`reference_timed`); for checks whose implementation calls the adapter does not clock (schedules, AdamW, masking,
+the checkpoint: there the property is little but the implementation's call and the reference's), the whole
+replayed property. Everything else (Hypothesis, strategies, model building, weight
 loading, comparisons) is overhead; the ratio floor time / run time is 1 when there is none.
 
 The one-time cost of a process (imports of torch and transformers, the registry, what the first forward imports
@@ -16,15 +17,18 @@ check that is not a reference check; all run before timing) is printed apart: a 
 example.
 """
 
+import contextlib
+import functools
 import json
 import os
 import sys
 import time
+import types
 
 from hypothesis import HealthCheck, settings
 
 from .registry import CHECKS
-from .runner import Clock, check_seed, new_stats, no_sharing, property_test, run_check, screen
+from .runner import check_seed, new_stats, no_sharing, property_test, run_check, screen
 from .targets import DEFAULT_DTYPES, check_targets, load_adapter, make_targets
 
 HEADER = ("area", "tests", "examples", "seconds", "examples/s", "floor examples/s", "ratio")
@@ -67,7 +71,8 @@ def time_group(check, targets, adapter, examples):
                 failures.append((t.id, f"failed on {s['failing'].to_json()[:200]}"))
     seconds = time.perf_counter() - start
     floor = 0.0
-    with no_sharing():  # the floor computes the reference of every case, even where the run shared it
+    # the floor computes the reference of every case, even where the run shared it
+    with no_sharing(), reference_timed():
         for t in targets:
             for case in cases[:ran[t.id]]:
                 floor += _bare_seconds(check, t, adapter, case)
@@ -75,17 +80,69 @@ def time_group(check, targets, adapter, examples):
 
 
 def _bare_seconds(check, target, adapter, case):
-    """The time of the bare calls of one case: the forward/autograd and reference clocks' ticks, or the whole
-    property where neither ticks."""
-    bare_before, reference_before = getattr(adapter, "bare_seconds", 0.0), Clock.seconds
+    """The time of the bare calls of one case (inside `reference_timed`): the adapter's forward/autograd clock plus the
+    reference's functions, or the whole property where the adapter's clock does not tick (its calls are not clocked:
+    schedules, AdamW, masking, the checkpoint)."""
+    bare_before, reference_before = getattr(adapter, "bare_seconds", 0.0), ReferenceClock.seconds
     start = time.perf_counter()
     try:
         run_check(check, adapter, case, target)
     except Exception:  # refusals and failures cost their bare calls like any other case
         pass
     whole = time.perf_counter() - start
-    bare = getattr(adapter, "bare_seconds", 0.0) - bare_before + Clock.seconds - reference_before
-    return bare if bare > 0 else whole
+    implementation = getattr(adapter, "bare_seconds", 0.0) - bare_before
+    return implementation + ReferenceClock.seconds - reference_before if implementation > 0 else whole
+
+
+class ReferenceClock:
+    """Seconds spent in the reference package's functions inside `reference_timed` (outermost calls only)."""
+
+    seconds = 0.0
+    depth = 0
+
+
+def _timed(function):
+    @functools.wraps(function)
+    def timed(*args, **kwargs):
+        if ReferenceClock.depth:
+            return function(*args, **kwargs)
+        ReferenceClock.depth += 1
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            ReferenceClock.seconds += time.perf_counter() - start
+            ReferenceClock.depth -= 1
+    return timed
+
+
+def _is_reference_function(value):
+    return isinstance(value, types.FunctionType) and (value.__module__ or "").split(".")[0] == "reference"
+
+
+@contextlib.contextmanager
+def reference_timed():
+    """Within it, every function of the reference package adds its time to `ReferenceClock`, wherever the harness
+    holds it: a name a module of `conformance` or `reference` imported (`from reference.backward import ...`), a
+    module's attribute (`optim.adamw`), an entry of a module-level table (`reference.heads.HEADS`). A check's
+    reference is timed this way whatever route it calls it by; a function captured elsewhere (a closure, a default
+    argument) is not."""
+    found = []
+    for name, module in list(sys.modules.items()):
+        if module is None or name.split(".")[0] not in ("conformance", "reference"):
+            continue
+        for key, value in list(vars(module).items()):
+            if _is_reference_function(value):
+                found.append((vars(module), key, value))
+            elif isinstance(value, dict):
+                found += [(value, k, v) for k, v in list(value.items()) if _is_reference_function(v)]
+    for table, key, value in found:
+        table[key] = _timed(value)
+    try:
+        yield
+    finally:
+        for table, key, value in found:
+            table[key] = value
 
 
 def warm_up(adapter, pairs):

@@ -3,6 +3,7 @@ the bare calls only (the adapter's forward/autograd clock and the reference's cl
 prints the table and exits 0. A few examples per area keep this fast."""
 
 import json
+import time
 
 import pytest
 
@@ -98,3 +99,26 @@ def test_warm_up_runs_one_example_per_attention_and_per_other_check(adapter, mon
     others = [(c.id, t) for c, t, _ in calls if c.kind != "reference"]
     assert others == [(c.id, targets[0].id) for c in CHECKS if c.area in ("head", "optim") and c.kind != "reference"]
     assert all(n == 1 for _, _, n in calls)
+
+
+def test_reference_functions_are_timed_by_whatever_route_a_check_calls_them():
+    """Inside `reference_timed`: a reference function reached through a module attribute (`optim.adamw`), a name
+    imported into a check module, or a table (`HEADS`) adds its time to the clock once (nested calls inside it do
+    not add again); outside, every one of them is the original function again."""
+    from conformance.checks import adamw, gradients
+    from reference import heads, optim
+
+    originals = (optim.adamw, gradients.head_gradients, heads.HEADS["BertModel"])
+    case = adamw.SubjectCase("torch.optim.AdamW", {"params": [[1.0, 2.0]], "grads": [[[0.5, -0.5]]] * 3,
+                                                   "hyper": {"lr": 0.1, "betas": [0.9, 0.999], "eps": 1e-8,
+                                                             "weight_decay": 0.0, "amsgrad": False}})
+    with bench.reference_timed():
+        assert optim.adamw is not originals[0] and gradients.head_gradients is not originals[1]
+        assert heads.HEADS["BertModel"] is not originals[2]
+        before = bench.ReferenceClock.seconds
+        start = time.perf_counter()
+        adamw.reference_adamw(case)
+        elapsed = time.perf_counter() - start
+        assert 0 < bench.ReferenceClock.seconds - before <= elapsed
+    assert (optim.adamw, gradients.head_gradients, heads.HEADS["BertModel"]) == originals
+    assert bench.ReferenceClock.depth == 0
