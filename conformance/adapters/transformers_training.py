@@ -9,6 +9,7 @@ import importlib
 import inspect
 import json
 import os
+import re
 import tempfile
 import warnings
 
@@ -266,13 +267,14 @@ class TrainingMethods:
         model, _ = self.build(case, "eager", device, dtype)
         model = copy.deepcopy(model)  # the cached model keeps its loaded weights
         named = dict(model.named_parameters())
-        # the Trainer's grouping depends on the parameters' names and modules, which the head and the names fix (and
-        # before 4.x's get_decay_parameter_names it builds a whole Trainer): asked once per head and names
+        # the Trainer's grouping depends on a parameter's name and module, the same in every layer (and before
+        # get_decay_parameter_names it builds a whole Trainer): asked once per head and layer-free names
         groupings = self.__dict__.setdefault("_decay_groupings", {})
-        key = (case.head, tuple(named))
+        names = list(named)
+        key = (case.head, tuple(sorted({_layer_free(n) for n in names})))
         if key not in groupings:
-            groupings[key] = self.decay_parameter_names(case.head, case.config)
-        names, decayed = groupings[key]
+            groupings[key] = {_layer_free(n) for n in self.decay_parameter_names(case.head, case.config)[1]}
+        decayed = [n for n in names if _layer_free(n) in groupings[key]]
         aliases = {alias: first for alias, first in self._aliases(model).items() if alias != first}
         groups = [{"params": [named[n] for n in names if n in decayed], "weight_decay": settings["weight_decay"]},
                   {"params": [named[n] for n in names if n not in decayed], "weight_decay": 0.0}]
@@ -305,6 +307,12 @@ class TrainingMethods:
         for name, p in model.named_parameters(remove_duplicate=False):
             first.setdefault(id(p), name)
         return {name: first[id(p)] for name, p in model.named_parameters(remove_duplicate=False)}
+
+
+def _layer_free(name):
+    """A parameter name with its layer index replaced by N ("bert.encoder.layer.2.output.dense.weight" ->
+    "bert.encoder.layer.N.output.dense.weight")."""
+    return re.sub(r"\.layer\.\d+\.", ".layer.N.", name)
 
 
 @contextlib.contextmanager
