@@ -73,7 +73,7 @@ SINGLE_LABEL_ONE = Check(
     "options.num_labels_one.single_label_classification", "options", "BertForSequenceClassification",
     single_label_one_label.__doc__,
     model_cases("BertForSequenceClassification", labels="class", num_labels=1, problem_type=SINGLE_LABEL),
-    kind="property", prop=single_label_one_label, every_attention=False, applies=needs_problem_type)
+    kind="property", prop=single_label_one_label, every_attention=False, applies=needs_problem_type, max_examples=50)
 
 
 # --- problem_type persistence ------------------------------------------------------------------------------------
@@ -158,21 +158,22 @@ def inputs_unchanged(adapter, case, target):
 CHECKS = [
     Check("options.nsp_alias", "options", "BertForNextSentencePrediction", nsp_alias.__doc__,
           model_cases("BertForNextSentencePrediction", labels="class"), kind="property", prop=nsp_alias,
-          every_attention=False),
+          once=True, max_examples=50),
     Check("options.num_labels_one.regression", "options", "BertForSequenceClassification",
           "num_labels == 1 with problem_type='regression' given explicitly: MSE of the squeezed logits and labels",
           model_cases("BertForSequenceClassification", labels="regression", num_labels=1, problem_type="regression"),
-          every_attention=False, applies=needs_problem_type),
+          every_attention=False, applies=needs_problem_type, max_examples=50),
     SINGLE_LABEL_ONE,
     Check("options.num_labels_one.multi_label_classification", "options", "BertForSequenceClassification",
           "num_labels == 1 with problem_type='multi_label_classification': BCE with logits over [B, 1]",
           model_cases("BertForSequenceClassification", labels="multi_label", num_labels=1,
-                      problem_type="multi_label_classification"), every_attention=False, applies=needs_problem_type),
+                      problem_type="multi_label_classification"), every_attention=False, applies=needs_problem_type,
+          max_examples=50),
     Check("options.problem_type_persists", "options", "BertForSequenceClassification", problem_type_persists.__doc__,
           model_cases("BertForSequenceClassification", labels="class"), kind="property", prop=problem_type_persists,
-          once=True, applies=needs_problem_type),
+          once=True, applies=needs_problem_type, max_examples=50),
     *[Check(f"options.no_input_writes.{SHORT[head]}", "options", head, inputs_unchanged.__doc__,
             model_cases(head, **HEAD_CASES[head]), kind="property", prop=inputs_unchanged, once=True,
-            max_examples=50)
+            max_examples=25)
       for head in HEADS],
 ]
