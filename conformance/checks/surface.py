@@ -163,7 +163,7 @@ def mask_3d(adapter, case, target):
     return [Comparison("refusal", False, np.inf, "a 3D attention mask was accepted; this release refuses it")]
 
 
-def _surface(name, head, description, features, known=(), max_examples=15, prop=surface_forward, every_attention=True,
+def _surface(name, head, description, features, known=(), max_examples=12, prop=surface_forward, every_attention=True,
              **kw):
     return Check(f"surface.{name}", "surface", head, description, surface_strategy(head, features, **kw),
                  kind="property", prop=prop, known=known, max_examples=max_examples, every_attention=every_attention)
