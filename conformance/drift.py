@@ -87,6 +87,31 @@ def _lr_end_example():
             "old": f"refused: {old}", "new": f"refused: {new}"}
 
 
+_NO_POOLER = ("checkpoint.head.masked_lm", "checkpoint.head.causal_lm", "checkpoint.head.token_classification",
+              "checkpoint.head.question_answering")
+LOADING_REPORT_CHANGES = [  # what from_pretrained's loading report (output_loading_info) lists for the checkpoint
+    Change("loading-report-unused-pooler", "4.31.0", "checkpoint",
+           "from_pretrained reports the checkpoint's pooler keys as unexpected in a head without a pooler",
+           "masked LM, causal LM, token classification and QA list `pooler` in _keys_to_ignore_on_load_unexpected: "
+           "the unused pooler keys are not reported",
+           "reported in unexpected_keys", _NO_POOLER),
+    Change("loading-report-prefixed-keys", "4.50.0", "checkpoint",
+           "unexpected keys carry the head's base-model prefix",
+           "named as the checkpoint names them ('pooler.dense.weight')",
+           "named with the head's base-model prefix ('bert.pooler.dense.weight'), 4.50 to 4.57", _NO_POOLER),
+    Change("loading-report-checkpoint-names", "5.0.0", "checkpoint",
+           "unexpected keys are named as the checkpoint names them again",
+           "with the head's base-model prefix ('bert.pooler.dense.weight')",
+           "as the checkpoint names them ('pooler.dense.weight')", _NO_POOLER),
+    Change("loading-report-stored-buffers", "5.0.0", "checkpoint",
+           "from_pretrained reports a buffer the checkpoint stores but the model does not save as unexpected",
+           "the checkpoint's embeddings.position_ids loads into the model's buffer (persistent, or ignored): not "
+           "reported", "'embeddings.position_ids' in unexpected_keys", ("checkpoint.weights", *_NO_POOLER)),
+    Change("loading-report-stored-buffers-ignored", "5.6.0", "checkpoint",
+           "a stored buffer the model does not save is no longer reported (5.0-5.5.x reported it)",
+           "'embeddings.position_ids' in unexpected_keys", "not reported", ("checkpoint.weights", *_NO_POOLER)),
+]
+
 CHANGES = [
     Change("sequence-classification-problem-type", "4.6.0", "loss",
            "BertForSequenceClassification chooses its loss by problem_type",
@@ -194,6 +219,7 @@ CHANGES = [
            "model.safetensors (metadata format 'pt') is read first, where the safetensors package is installed; "
            "pytorch_model.bin otherwise",
            ("checkpoint.weights", "checkpoint.encoder")),
+    *LOADING_REPORT_CHANGES,
     Change("classifier-dropout", "4.10.0", "train",
            "BertConfig.classifier_dropout sets the classifier heads' dropout rate",
            "the sequence, multiple-choice and token classification heads drop at hidden_dropout_prob",

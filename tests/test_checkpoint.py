@@ -382,3 +382,38 @@ def test_mean_pooling_matches_sentence_transformers(tf):
     ours /= np.linalg.norm(ours, axis=1, keepdims=True)
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
     assert json.loads(case.to_json())["subject"] == "sentence_embedding"
+
+
+class _Release:
+    """A port answering `has` as a release of `version` would (by the drift catalog's `since`)."""
+
+    def __init__(self, version):
+        from packaging.version import Version
+        self.version = Version(version)
+
+    def has(self, change_id):
+        from packaging.version import Version
+        from conformance.drift import CHANGES_BY_ID
+        return self.version >= Version(CHANGES_BY_ID[change_id].since)
+
+    @staticmethod
+    def parameter_names(model):
+        return model
+
+
+@pytest.mark.parametrize("version, pooler, buffer", [
+    ("4.4.2", None, False), ("4.30.0", None, False), ("4.31.0", "pooler.", False), ("4.49.0", "pooler.", False),
+    ("4.50.0", "bert.pooler.", False), ("4.57.6", "bert.pooler.", False), ("5.0.0", "pooler.", True),
+    ("5.5.4", "pooler.", True), ("5.6.0", "pooler.", False), ("5.24.0", "pooler.", False)])
+def test_the_loading_report_rule_of_each_release(version, pooler, buffer):
+    """The unexpected keys a release's from_pretrained reports for the checkpoint (measured on 4.4.2-5.24.0, with
+    5.5.0, 5.5.4, 5.6.0 installed for the bisection): a head without a pooler, and BertModel."""
+    masked_lm = ["bert.embeddings.word_embeddings.weight", "cls.predictions.bias"]
+    report = {"buffers": ["bert.embeddings.position_ids"]}
+    keys = properties.expected_unexpected_keys(_Release(version), masked_lm, report)
+    want = ({pooler + "dense.weight", pooler + "dense.bias"} if pooler else set()) | (
+        {"embeddings.position_ids"} if buffer else set())
+    assert keys == want
+    bert_model = properties.expected_unexpected_keys(_Release(version), ["pooler.dense.weight"],
+                                                     {"buffers": ["embeddings.position_ids"]})
+    assert bert_model == ({"embeddings.position_ids"} if buffer else set())

@@ -54,24 +54,37 @@ def weights_loaded(adapter, case, target):
 
 def loading_holds(adapter, model, own):
     """What from_pretrained reported loading `model` is what it should be: every key it left missing is a buffer,
-    one of the head's own parameters `own` (drawn after loading), or a tied alias of a parameter it loaded; the only
-    keys of the checkpoint it did not use are the pooler's, in a head without one, and buffers the model holds but
-    does not save; no error or size mismatch."""
+    one of the head's own parameters `own` (drawn after loading), or a tied alias of a parameter it loaded; the
+    unexpected keys are exactly those the release's rule lists (`expected_unexpected_keys`); no error or size
+    mismatch."""
     report = adapter.loading_report(model)
     missing, tied = set(report.get("missing_keys", ())), report["tied"]
     strays = [k for k in sorted(missing) if k not in report["buffers"] and tied.get(k, k) not in own
               and not (k in tied and tied[k] not in missing)]
-    has_pooler = any(".pooler." in "." + n for n in adapter.parameter_names(model))
-    # the pooler's keys as the checkpoint names them, or with the head's base-model prefix (4.50-4.57 report them so);
-    # a buffer the checkpoint still stores but the model no longer saves (5.0 reports `embeddings.position_ids`)
-    unexpected = [k for k in report.get("unexpected_keys", ())
-                  if not any(b == k or b.endswith("." + k) for b in report["buffers"])
-                  and (has_pooler or k.split("pooler.")[0] not in ("", "bert."))]
+    unexpected, expected = set(report.get("unexpected_keys", ())), expected_unexpected_keys(adapter, model, report)
+    wrong = (f"{sorted(unexpected)}, where the release's rule (drift loading-report-*) lists {sorted(expected)}"
+             if unexpected != expected else "")
     problems = [f"{label}: {names}" for label, names in (
-        ("checkpoint parameters left missing (not loaded)", strays), ("unexpected keys", unexpected),
+        ("checkpoint parameters left missing (not loaded)", strays), ("unexpected keys", wrong),
         ("size mismatches", report.get("mismatched_keys", [])), ("errors", report.get("error_msgs", []))) if names]
     return Comparison("from_pretrained loading report", not problems, 0.0,
                       f"{type(model).__name__}.from_pretrained: " + "; ".join(problems))
+
+
+def expected_unexpected_keys(adapter, model, report):
+    """The checkpoint keys from_pretrained reports unused (`unexpected_keys`) loading `model`, by the release's rules
+    (conformance.drift, `loading-report-*`): in a head without a pooler, the checkpoint's pooler keys from 4.31
+    (ignored before), with the head's base-model prefix in 4.50-4.57; and in 5.0-5.5 the checkpoint's buffers that
+    the model holds without saving them (`embeddings.position_ids`)."""
+    names = adapter.parameter_names(model)
+    keys = set()
+    if not any(".pooler." in "." + n for n in names) and adapter.has("loading-report-unused-pooler"):
+        prefixed = adapter.has("loading-report-prefixed-keys") and not adapter.has("loading-report-checkpoint-names")
+        prefix = "bert." if prefixed and any(n.startswith("bert.") for n in names) else ""
+        keys |= {prefix + k for k in load().weights if k.startswith("pooler.")}
+    if adapter.has("loading-report-stored-buffers") and not adapter.has("loading-report-stored-buffers-ignored"):
+        keys |= {k for k in load().buffers if any(b == k or b.endswith("." + k) for b in report["buffers"])}
+    return keys
 
 
 def _exact_rows(key, actual, expected, tokens=None):
