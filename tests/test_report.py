@@ -180,7 +180,8 @@ def test_not_applicable(matrix):
 def test_summary_and_explained(matrix):
     text = markdown(matrix)
     summary = text[text.index("## Summary"):text.index("## Matrix")]
-    assert re.search(r"\| transformers\s+\| 5\.24\.0\s+\| 3\s+\| 1\s+\| 1\s+\|\s+\| 1\s+\|\s+\| 1\s+\|", summary)
+    # pass, explained, known_bug, fail, error, not_applicable, skipped, missing
+    assert re.search(r"\| transformers\s+\| 5\.24\.0\s+\| 3\s+\| 1\s+\|\s+\| 1\s+\|\s+\| 1\s+\|\s+\| 1\s+\|", summary)
     assert "seed derandomized" in summary
     assert "`int32-class-labels-refused` (loss.sequence_classification.int32_labels; 5.3.0, 5.24.0)" in text
 
@@ -295,8 +296,8 @@ def read_run(report_dir):
 
 
 RECORD_KEYS = {"type", "schema", "run_id", "worker", "check", "area", "head", "target", "device", "dtype", "attn",
-               "outcome", "examples", "max_error_ratio", "failure_ratio", "tolerance", "explained", "duration_s",
-               "message", "traceback", "counterexample", "reproduce", "env", "time", "peak_rss_mb"}
+               "outcome", "examples", "max_error_ratio", "failure_ratio", "tolerance", "explained", "known_bugs",
+               "duration_s", "message", "traceback", "counterexample", "reproduce", "env", "time", "peak_rss_mb"}
 ENV_KEYS = {"implementation", "version", "torch", "numpy", "python", "platform", "devices", "hypothesis_profile",
             "hypothesis_seed", "max_examples", "commit"}
 
