@@ -248,7 +248,7 @@ HEAD_CASES = (  # (name, head, label rule, strategy keywords)
     ("question_answering", "BertForQuestionAnswering", "qa", {"num_labels": 2}),
 )
 KNOWN = {"BertLMHeadModel": (CAUSAL_LOSS_FLOAT32, SDPA_FLOAT64_CAUSAL_MASK)}
-EXAMPLES = 5  # per target: each example runs a model two or three times, and the suite's time is shared
+EXAMPLES = 4  # per target: each example runs a model two or three times, and the suite's time is shared
 DROPOUT_EXAMPLES = 10
 
 
