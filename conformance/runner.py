@@ -174,6 +174,42 @@ def sensitivity(case, weights, adapter, dtype, draws=SENSITIVITY_DRAWS):
     return moved
 
 
+def _perturbed(value, rng, eps):
+    """`value` (a number, an array or nested lists of them) with every float moved by eps of itself, each in a
+    random direction; integers and everything else as they are."""
+    if isinstance(value, dict):
+        return {k: _perturbed(v, rng, eps) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_perturbed(v, rng, eps) for v in value)
+    if isinstance(value, float):
+        return value * (1 + eps * rng.choice((-1.0, 1.0)))
+    if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
+        return value * (1 + eps * rng.choice((-1.0, 1.0), size=value.shape))
+    return value
+
+
+def input_sensitivity(reference, inputs, dtype, draws=SENSITIVITY_DRAWS):
+    """A property check's rounding sensitivity: per key and element, the most the float64 reference's outputs
+    (`reference(inputs) -> {key: array}`) move when every float of `inputs` (nested lists, dicts, arrays) is moved
+    by eps(`dtype`) of itself in a random direction (`draws` seeded draws), as rounding the inputs to `dtype` could
+    move them. The property's counterpart of `sensitivity`."""
+    base = reference(inputs)
+    moved = {key: np.zeros_like(np.asarray(v, dtype=np.float64)) for key, v in base.items()}
+    for draw in range(draws):
+        out = reference(_perturbed(inputs, np.random.default_rng(draw), EPS[dtype]))
+        with np.errstate(invalid="ignore"):
+            for key in moved:
+                moved[key] = np.fmax(moved[key], np.abs(np.asarray(out[key], dtype=np.float64) - base[key]))
+    return moved
+
+
+def judge_conditioned(results, actual, expected, tol, moved):
+    """`results` with each comparison that missed its tolerance judged by `compare.conditioned` against the
+    sensitivity `moved[key]` (see `input_sensitivity`); `actual` and `expected` map the same keys to arrays."""
+    return [conditioned(r, actual[r.key], expected[r.key], tol, moved[r.key])
+            if not r.ok and r.key in moved and r.key in actual and r.key in expected else r for r in results]
+
+
 def refusals(reference_call, implementation_call, adapter=None, compare_computed=None):
     """Run both calls: (expected, actual, None) when both return, else (None, None, [Comparison, ...]).
 
