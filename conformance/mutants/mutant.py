@@ -19,6 +19,7 @@ AREAS = {
     "tokenizer": "BertTokenizer: lower-casing, special tokens (the checkpoint's slow tokenizer)",
     "train": "train mode: dropout's sites, rates and scaling",
     "decoding": "cross-attention (encoder states and mask) and incremental decoding with the KV cache",
+    "surface": "relative positions, any mask, attention probabilities, hidden states, inputs_embeds, head_mask, untied",
     "backward": "the backward pass only: detached branches, the [PAD] row's gradient, the tied decoder's gradient",
 }
 
@@ -37,7 +38,7 @@ PATH_TARGETS = {"sdpa": ("float64", "sdpa"), "float32": ("float32", "eager")}  #
 AREA_PATHS = {"encoder": "eager-float64", "tying": "eager-float64", "head": "eager-float64", "loss": "eager-float64",
               "schedule": "subject", "adamw": "subject", "decay": "subject", "masking": "subject",
               "tokenizer": "checkpoint", "decoding": "eager-float64", "backward": "eager-float64",
-              "train": "eager-float64"}  # a mutant's path unless it names its own
+              "train": "eager-float64", "surface": "eager-float64"}  # a mutant's path unless it names its own
 
 
 @dataclass(frozen=True)
