@@ -148,4 +148,4 @@ def test_reports_render_the_known_bug():
     text = markdown(matrix)
     assert "### Known bugs" in text and f"known_bug: {CHECK.id}" in text and BUG.counterexample in text
     page = html(matrix)
-    assert "o-known_bug" in page and 'class="counterexample"' in page
+    assert "o-known_bug" in page and 'class="counterexample"' in page and "Counterexample of the known bug" in page

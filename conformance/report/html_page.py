@@ -210,7 +210,8 @@ def _details(matrix, index):
         if r.get("message"):
             body += f'<pre class="message">{_e(r["message"])}</pre>'
         if r.get("counterexample"):
-            body += f'<h4>Minimal counterexample</h4><pre class="counterexample">{_e(r["counterexample"])}</pre>'
+            title = "Counterexample of the known bug" if cell.outcome == "known_bug" else "Minimal counterexample"
+            body += f'<h4>{title}</h4><pre class="counterexample">{_e(r["counterexample"])}</pre>'
         if r.get("reproduce"):
             body += f'<h4>Reproduce</h4><pre class="reproduce">{_e(r["reproduce"])}</pre>'
         entries.append(f'<details class="problem filterable o-{_e(cell.outcome)}" id="c-{index[id(cell)]}" '
