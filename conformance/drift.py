@@ -229,6 +229,17 @@ CHANGES = [
            lambda: {"input": "hidden_dropout_prob=0.1, classifier_dropout=0.5",
                     "old": f"classifier rate {dropout.classifier_rate(0.1, 0.5, configurable=False)}",
                     "new": f"classifier rate {dropout.classifier_rate(0.1, 0.5)}"}),
+    Change("trainer-default-adamw-torch", "4.32.0", "train",
+           "the Trainer's default optimizer is torch.optim.AdamW",
+           "TrainingArguments.optim defaults to adamw_hf: transformers.AdamW (epsilon before the bias correction)",
+           "optim defaults to adamw_torch: torch.optim.AdamW (epsilon after the bias correction)",
+           ("train.trainer.defaults.sequence_classification", "train.trainer.defaults.pretraining"),
+           lambda: {"input": "the Trainer's defaults (lr 5e-5, betas (0.9, 0.999), eps 1e-8, weight decay 0), one "
+                             "step from p = 0, g = 1e-8",
+                    "old": "p = " + _fmt(optim.adamw([[0.0]], [[[1e-8]]], lr=5e-5, eps=1e-8,
+                                                     variant="transformers")[0]["params"][0]),
+                    "new": "p = " + _fmt(optim.adamw([[0.0]], [[[1e-8]]], lr=5e-5, eps=1e-8,
+                                                     variant="torch")[0]["params"][0])}),
     *drift_model.CHANGES,
 ]
 CHANGES_BY_ID = {c.id: c for c in CHANGES}

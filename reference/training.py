@@ -74,3 +74,11 @@ def train(params, aliases, batches, gradients, *, num_training_steps=None, **set
         p, m, v = out["params"], out["exp_avg"], out["exp_avg_sq"]
         history.append(out)
     return history
+
+
+# The optimizer and schedule transformers' Trainer builds for a default TrainingArguments: AdamW at learning rate
+# 5e-5, betas (0.9, 0.999), epsilon 1e-8, weight decay 0 (the decay group, `optim.decay_parameter_names`, first,
+# then the exempt parameters), a linear schedule without warmup over the training steps, and gradients clipped
+# to a global norm of 1.
+TRAINER_DEFAULTS = {"lr": 5e-5, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "schedule": "linear",
+                    "num_warmup_steps": 0, "max_norm": 1.0}

@@ -3,6 +3,7 @@ grouping and the MLM collator, bridged across releases (a mixin of `Transformers
 `self.transformers`, `self.version`, `self.has` and `self._model`)."""
 
 import contextlib
+import dataclasses
 import copy
 import functools
 import importlib
@@ -300,6 +301,68 @@ class TrainingMethods:
                             "exp_avg": {n: to_numpy(s["exp_avg"]) for n, s in state.items()},
                             "exp_avg_sq": {n: to_numpy(s["exp_avg_sq"]) for n, s in state.items()}})
         return {"names": names, "aliases": aliases, "decayed": decayed, "initial": initial, "steps": history}
+
+    # --- what the Trainer builds for a default TrainingArguments ------------------------------------------------
+
+    def _default_training_arguments(self):
+        """TrainingArguments with every default but an output_dir in a temporary directory, no reporting and CPU;
+        its device is asked for, so that a release needing `accelerate` raises ImportError here."""
+        fields = {f.name for f in dataclasses.fields(self.transformers.TrainingArguments)}
+        kw = {"output_dir": tempfile.mkdtemp(prefix="bert-conformance-trainer-")}
+        kw.update({"report_to": []} if "report_to" in fields else {})
+        kw.update({"use_cpu": True} if "use_cpu" in fields else {"no_cuda": True})
+        args = self.transformers.TrainingArguments(**kw)
+        args.device  # noqa: B018 (sets up the devices)
+        return args
+
+    def trainer_unavailable(self):
+        """Why this environment cannot build a Trainer (a package it lacks), or None."""
+        try:
+            self._default_training_arguments()
+        except ImportError as exc:
+            return f"transformers {self.version}'s Trainer needs a package this environment lacks: {exc}"
+        return None
+
+    def trainer_defaults(self, case, num_training_steps, grad_seed):
+        """Build a Trainer for a copy of `case`'s model (its drawn weights) with a default TrainingArguments, its
+        optimizer (`create_optimizer`) and scheduler for `num_training_steps`; take one optimizer step with
+        gradients drawn from a standard normal seeded with `grad_seed`, then step the scheduler to the end.
+
+        Returns `optimizer` ("transformers" for transformers.AdamW, "torch" for torch.optim.AdamW, else the class's
+        qualified name), `groups` (per param group: `names`, `lr`, `betas`, `eps`, `weight_decay`), `names` (the
+        parameters, tied ones once), `initial`, `grads` and `params` after the step ({name: float64 array}), and
+        `lrs` (each group's learning rate at steps 0..num_training_steps)."""
+        model = copy.deepcopy(self.build(case, "eager", "cpu", "float64")[0])
+        trainer = self.transformers.Trainer(model=model, args=self._default_training_arguments())
+        if hasattr(trainer, "create_scheduler"):
+            trainer.create_optimizer()
+            trainer.create_scheduler(num_training_steps, optimizer=trainer.optimizer)
+        else:
+            trainer.create_optimizer_and_scheduler(num_training_steps)
+        optimizer, scheduler = trainer.optimizer, trainer.lr_scheduler
+        named = dict(model.named_parameters())
+        by_id = {id(p): n for n, p in named.items()}
+        cls = type(optimizer)
+        kind = {"transformers": "transformers", "torch": "torch"}.get(cls.__module__.split(".")[0]) \
+            if cls.__name__ == "AdamW" else f"{cls.__module__}.{cls.__qualname__}"
+        groups = [{"names": [by_id[id(p)] for p in g["params"]], "lr": g["lr"], "betas": tuple(g["betas"]),
+                   "eps": g["eps"], "weight_decay": g["weight_decay"]} for g in optimizer.param_groups]
+        rng = np.random.default_rng(grad_seed)
+        initial = {n: to_numpy(p) for n, p in named.items()}
+        grads = {n: rng.standard_normal(p.shape) for n, p in named.items()}
+        lrs = [[g["lr"] for g in optimizer.param_groups]]
+        with torch.no_grad():
+            for n, p in named.items():
+                p.grad = torch.from_numpy(grads[n]).to(p.dtype)
+        optimizer.step()
+        params = {n: to_numpy(p) for n, p in named.items()}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(num_training_steps):
+                scheduler.step()
+                lrs.append([g["lr"] for g in optimizer.param_groups])
+        return {"optimizer": kind, "groups": groups, "names": list(named), "initial": initial, "grads": grads,
+                "params": params, "lrs": lrs}
 
     @staticmethod
     def _aliases(model):

@@ -11,6 +11,7 @@ from ..case import Case
 from ..check import CAUSAL_LOSS_FLOAT32, SDPA_FLOAT64_CAUSAL_MASK, Check
 from ..compare import Comparison, compare, tolerance
 from ..runner import compare_with_reference, flatten
+from .trainer import CHECKS as TRAINER_CHECKS
 from .train_cases import STEPS, chunk_cases, dropout_cases, rate_cases, step_settings, zero_dropout_cases
 
 
@@ -286,4 +287,4 @@ def _checks():
     return checks
 
 
-CHECKS = _checks()
+CHECKS = _checks() + TRAINER_CHECKS

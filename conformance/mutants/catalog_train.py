@@ -51,4 +51,8 @@ MUTANTS = [
            "the sequence classification head applies no dropout to the pooled output",
            MODELING_BERT, _SEQUENCE_CLASSIFIER, "logits = self.classifier(pooled_output)\n\n        loss = None",
            "train.dropout", ">=4.4"),
+    Mutant("train.trainer_default_learning_rate", "train",
+           "TrainingArguments' default learning rate is 5e-4 instead of 5e-5",
+           "training_args.py", "learning_rate: float = field(default=5e-5",
+           "learning_rate: float = field(default=5e-4", "train.trainer.defaults", ">=4.4,<4.29"),
 ]
