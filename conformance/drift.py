@@ -240,6 +240,14 @@ CHANGES = [
                                                      variant="transformers")[0]["params"][0]),
                     "new": "p = " + _fmt(optim.adamw([[0.0]], [[[1e-8]]], lr=5e-5, eps=1e-8,
                                                      variant="torch")[0]["params"][0])}),
+    Change("trainer-num-items-in-batch", "4.46.0", "train",
+           "the Trainer counts the label items of an accumulated batch (num_items_in_batch)",
+           "with gradient accumulation each micro-batch's mean loss is divided by gradient_accumulation_steps",
+           "the Trainer counts the label items over the accumulated micro-batches and passes num_items_in_batch to "
+           "training_step / compute_loss (a model taking loss kwargs sums its loss and divides by it)",
+           ("train.trainer.accumulation.sequence_classification", "train.trainer.accumulation.token_classification"),
+           lambda: {"input": "two micro-batches with 1 and 3 label items, per-item losses [1] and [2, 2, 2]",
+                    "old": "loss " + _fmt((1.0 + 2.0) / 2), "new": "loss " + _fmt((1.0 + 6.0) / 4)}),
     *drift_model.CHANGES,
 ]
 CHANGES_BY_ID = {c.id: c for c in CHANGES}

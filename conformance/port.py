@@ -105,8 +105,9 @@ CAPABILITIES = (
                "head_mask, output_attentions, output_hidden_states)", ("run_surface",), ("surface.",)),
     Capability("port_checkpoint", "loading the real checkpoint with its own loader",
                ("load_checkpoint", "run_checkpoint"), ("checkpoint_port.",)),
-    Capability("trainer", "what a Trainer builds for a default TrainingArguments (optimizer, groups, schedule)",
-               ("trainer_unavailable", "trainer_defaults"), ("train.trainer.",)),
+    Capability("trainer", "what a Trainer builds for a default TrainingArguments (optimizer, groups, schedule, "
+               "gradient accumulation)", ("trainer_unavailable", "trainer_defaults", "trainer_accumulation"),
+               ("train.trainer.",)),
 )
 CAPABILITIES_BY_NAME = {c.name: c for c in CAPABILITIES}
 OUTPUT_CHECKS = {  # the checks whose point is an output a port may not compute (`outputs_lacking`)

@@ -364,6 +364,37 @@ class TrainingMethods:
         return {"optimizer": kind, "groups": groups, "names": list(named), "initial": initial, "grads": grads,
                 "params": params, "lrs": lrs}
 
+    def trainer_accumulation(self, case, steps, accumulation):
+        """Train a copy of `case`'s model for `steps` optimizer steps through a Trainer with a default
+        TrainingArguments but `gradient_accumulation_steps=accumulation`: per step, `trainer.training_step` on each
+        of `accumulation` micro-batches (the case's rows split in order, `numpy.array_split`), then, as
+        `Trainer.train` does, `clip_grad_norm_` to `max_grad_norm`, the optimizer's and the scheduler's step and
+        `zero_grad`. Returns `names`, `aliases` (as `train_steps`), `initial` and per step `lr` (the first
+        group's, as the step used it) and `params` ({name: float64 array})."""
+        model = copy.deepcopy(self.build(case, "eager", "cpu", "float64")[0])
+        args = self._default_training_arguments()
+        args.gradient_accumulation_steps = accumulation
+        trainer = self.transformers.Trainer(model=model, args=args)
+        trainer.create_optimizer_and_scheduler(steps)
+        optimizer, scheduler = trainer.optimizer, trainer.lr_scheduler
+        named = dict(model.named_parameters())
+        batch = {**case.inputs, **case.labels}
+        micro = [{k: torch.from_numpy(np.array(np.array_split(v, accumulation)[i], order="C")) for k, v in
+                  batch.items()} for i in range(accumulation)]
+        history, initial = [], {n: to_numpy(p) for n, p in named.items()}
+        model.zero_grad()
+        for _ in range(steps):
+            for inputs in micro:
+                trainer.training_step(model, dict(inputs))
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            lr = optimizer.param_groups[0]["lr"]
+            optimizer.step()
+            scheduler.step()
+            model.zero_grad()
+            history.append({"lr": lr, "params": {n: to_numpy(p) for n, p in named.items()}})
+        aliases = {alias: first for alias, first in self._aliases(model).items() if alias != first}
+        return {"names": list(named), "aliases": aliases, "initial": initial, "steps": history}
+
     @staticmethod
     def _aliases(model):
         first = {}

@@ -12,7 +12,8 @@ from ..check import CAUSAL_LOSS_FLOAT32, SDPA_FLOAT64_CAUSAL_MASK, Check
 from ..compare import Comparison, compare, tolerance
 from ..runner import compare_with_reference, flatten
 from .trainer import CHECKS as TRAINER_CHECKS
-from .train_cases import STEPS, chunk_cases, dropout_cases, rate_cases, step_settings, zero_dropout_cases
+from .train_cases import (STEPS, chunk_cases, dropout_cases, rate_cases, reference_batch, step_settings,
+                          zero_dropout_cases)
 
 
 class TrainMode:
@@ -158,14 +159,6 @@ def dropout_rate_tests(adapter, case, target):
                                   "" if ok else f"{site}: {k} of {n} zeroed, outside the Binomial({n}, {p}) "
                                                 f"acceptance interval [{lo}, {hi}]"))
     return results
-
-
-def reference_batch(adapter, case):
-    """The keyword arguments of `case`'s reference head: inputs, labels and the release's loss rules."""
-    batch = dict(case.inputs, **case.labels)
-    if case.head == "BertForTokenClassification":
-        batch["loss_uses_attention_mask"] = not adapter.has("token-classification-loss-ignores-only-labels")
-    return batch
 
 
 MLM_SPECIAL_TOKENS = 5  # [PAD] [UNK] [CLS] [SEP] [MASK]: the adapter's collator tokenizer has them at ids 0-4

@@ -93,3 +93,11 @@ def step_settings(case):
     return {"lr": float(rng.choice(LEARNING_RATES)), "betas": (0.9, 0.999), "eps": 1e-8,
             "weight_decay": float(rng.choice(WEIGHT_DECAYS)), "max_norm": float(rng.choice(MAX_NORMS)),
             "num_warmup_steps": int(rng.integers(0, 3)), "num_training_steps": STEPS + int(rng.integers(0, 3))}
+
+
+def reference_batch(adapter, case):
+    """The keyword arguments of `case`'s reference head: inputs, labels and the release's loss rules."""
+    batch = dict(case.inputs, **case.labels)
+    if case.head == "BertForTokenClassification":
+        batch["loss_uses_attention_mask"] = not adapter.has("token-classification-loss-ignores-only-labels")
+    return batch

@@ -2,12 +2,13 @@
 
 import numpy as np
 
-from reference import optim, schedules
+from reference import BertSpec, optim, schedules, training
+from reference import backward as ref_backward
 from reference.training import TRAINER_DEFAULTS
 
 from ..check import Check
 from ..compare import Comparison, compare, tolerance
-from .train_cases import zero_dropout_cases
+from .train_cases import reference_batch, zero_dropout_cases
 
 DEFAULT_OPTIMIZER_CHANGE = "trainer-default-adamw-torch"
 
@@ -48,10 +49,80 @@ def trainer_defaults(adapter, case, target):
     return results
 
 
+NUM_ITEMS_CHANGE = "trainer-num-items-in-batch"
+ACCUMULATION_STEPS = 2
+
+
+def _accumulation_applies(adapter):
+    return adapter.trainer_unavailable() or (
+        adapter.has(NUM_ITEMS_CHANGE) and f"the Trainer's num_items_in_batch loss scaling ({NUM_ITEMS_CHANGE}) is "
+        "not modelled by this check")
+
+
+def _adamw_scheduled(initial, grads, steps, variant):
+    """The default AdamW (weight decay 0) after len(grads) steps from `initial` under the default linear schedule
+    over `steps` steps: with no decay each step moves p by lr_t times a direction that depends on the gradients
+    alone, the direction of step t being the difference of reference.optim.adamw's (at lr 1, from 0) steps t and t-1."""
+    d = TRAINER_DEFAULTS
+    runs = optim.adamw([np.zeros_like(initial)], [[g] for g in grads], lr=1.0, betas=d["betas"], eps=d["eps"],
+                       weight_decay=0.0, variant=variant)
+    p, before = np.array(initial, dtype=np.float64), np.zeros_like(initial)
+    for t, run in enumerate(runs):
+        rate = d["lr"] * schedules.linear(t, num_warmup_steps=0, num_training_steps=steps)
+        p = p + rate * (run["params"][0] - before)
+        before = run["params"][0]
+    return {"params": p, "exp_avg_sq": runs[-1]["exp_avg_sq"][0]}
+
+
+def trainer_accumulation(adapter, case, target):
+    """Two optimizer steps of a default Trainer with gradient_accumulation_steps 2 (the batch's rows split in two
+    micro-batches, each through `training_step`): the gradient is the mean of the micro-batches' mean-loss gradients,
+    clipped to norm 1, then the default AdamW and linear schedule; parameters and learning rate after each step
+    equal the reference's own trajectory from the same initial weights (reference.backward.gradients)."""
+    d = TRAINER_DEFAULTS
+    rows = len(next(iter(case.inputs.values())))
+    acc = min(ACCUMULATION_STEPS, rows)
+    steps = 2
+    got = adapter.trainer_accumulation(case.copy(), steps, acc)
+    spec = BertSpec.from_mapping(case.config)
+    variant = "torch" if adapter.has(DEFAULT_OPTIMIZER_CHANGE) else "transformers"
+    batch = reference_batch(adapter, case)
+    micro = [{k: np.array_split(v, acc)[i] if isinstance(v, np.ndarray) else v for k, v in batch.items()}
+             for i in range(acc)]
+    names, tol = got["names"], tolerance("float64", "cpu")
+    params, history, results = dict(got["initial"]), [], []
+    for t, step in enumerate(got["steps"]):
+        weights = dict(params, **{a: params[n] for a, n in got["aliases"].items()})
+        total = {n: np.zeros_like(params[n]) for n in names}
+        for mb in micro:
+            _, grads = ref_backward.gradients(case.head, weights, spec, **mb)
+            for n in names:
+                total[n] = total[n] + np.asarray(grads[n], dtype=np.float64) / acc
+        clipped, _ = training.clip_grad_norm([total[n] for n in names], d["max_norm"])
+        history.append(clipped)
+        lr = d["lr"] * schedules.linear(t, num_warmup_steps=0, num_training_steps=steps)
+        results.append(compare(f"step {t}: lr", np.asarray(step["lr"]), np.asarray(lr), tol, scale=d["lr"]))
+        params = {}
+        for i, n in enumerate(names):
+            runs = _adamw_scheduled(got["initial"][n], [h[i] for h in history], steps, variant)
+            params[n] = runs["params"]
+            v_hat = np.sqrt(runs["exp_avg_sq"] / (1 - d["betas"][1] ** (t + 1)))
+            floor = lr * np.minimum(3.2, 3 * tol.atol / (v_hat + d["eps"]))
+            results.append(compare(f"step {t}: params {n}", step["params"][n], params[n], tol, floor=floor))
+    return results
+
+
 CHECKS = [
     Check(f"train.trainer.defaults.{name}", "train", head, trainer_defaults.__doc__,
           zero_dropout_cases(head, labels=labels), kind="property", prop=trainer_defaults, once=True, cpu_only=True,
           applies=lambda adapter: adapter.trainer_unavailable(), max_examples=4)
     for name, head, labels in (("sequence_classification", "BertForSequenceClassification", "class"),
                                ("pretraining", "BertForPreTraining", "pretraining"))
+]
+CHECKS += [
+    Check(f"train.trainer.accumulation.{name}", "train", head, trainer_accumulation.__doc__,
+          zero_dropout_cases(head, labels=labels), kind="property", prop=trainer_accumulation, once=True,
+          cpu_only=True, applies=_accumulation_applies, max_examples=4)
+    for name, head, labels in (("sequence_classification", "BertForSequenceClassification", "class"),
+                               ("token_classification", "BertForTokenClassification", "tokens"))
 ]

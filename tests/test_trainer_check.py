@@ -1,0 +1,28 @@
+"""The Trainer checks' scheduled AdamW against a direct step-by-step loop at each step's learning rate."""
+
+import numpy as np
+
+from conformance.checks.trainer import _adamw_scheduled
+from reference import schedules, training
+from reference.training import TRAINER_DEFAULTS
+
+
+def test_scheduled_adamw_equals_a_direct_loop_with_each_steps_learning_rate():
+    rng = np.random.default_rng(0)
+    initial = rng.standard_normal((3, 2))
+    grads = [rng.standard_normal((3, 2)) * 10.0 ** -k for k in range(3)]
+    d = TRAINER_DEFAULTS
+    p, m, v = initial.copy(), np.zeros_like(initial), np.zeros_like(initial)
+    for t, g in enumerate(grads):
+        lr = d["lr"] * schedules.linear(t, num_warmup_steps=0, num_training_steps=4)
+        p, m, v = training.adamw_step(p, g, m, v, t + 1, lr=lr, betas=d["betas"], eps=d["eps"])
+        got = _adamw_scheduled(initial, grads[:t + 1], 4, "torch")
+        np.testing.assert_allclose(got["params"], p, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(got["exp_avg_sq"], v, rtol=1e-15)
+
+
+def test_scheduled_adamw_transformers_variant_moves_by_its_own_step_size():
+    initial, g = np.array([0.5]), np.array([1e-8])
+    got = _adamw_scheduled(initial, [g], 1, "transformers")["params"]
+    step = TRAINER_DEFAULTS["lr"] * np.sqrt(1 - 0.999) / (1 - 0.9) * (0.1 * g) / (np.sqrt(0.001) * 1e-8 + 1e-8)
+    np.testing.assert_allclose(got, initial - step, rtol=0, atol=1e-15)
