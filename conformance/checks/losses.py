@@ -16,8 +16,9 @@ INT32_LABELS_REFUSED = KnownDifference(
     "torch's cross_entropy, which takes only int64 (or uint8) targets: the forward raises this RuntimeError, in every "
     "release checked (4.4.2 to 5.24.0: no release casts the labels); the reference computes the cross-entropy of the "
     "same class indices. With num_labels == 1 (regression) transformers computes, and the numbers are compared. "
-    "pytorch-pretrained-bert always computes cross-entropy (problem_type fixed at single-label), so refuses too.",
-    holds=lambda adapter: adapter.name in ("transformers", "pytorch-pretrained-bert"),
+    "pytorch-pretrained-bert always computes cross-entropy (problem_type fixed at single-label), so refuses too; the "
+    "torch.compile port runs transformers' head and loss eagerly, so refuses alike.",
+    holds=lambda adapter: adapter.name in ("transformers", "pytorch-pretrained-bert", "torch.compile"),
     raises=r"^RuntimeError: (expected target dtype to be Long or Byte, but got Int|expected scalar type Long but found "
            r"Int)$",
     cases=lambda case: case.config.get("problem_type") == "single_label_classification" or (
