@@ -191,7 +191,8 @@ KNOWN_BUGS = (
         "labels of shape [B] broadcast against the [B, 1] logits, so the loss is the mean of (logits_i - labels_j)^2 "
         "over a B x B matrix (torch warns about the broadcast); [B, 1] labels and B == 1 are unaffected. Fixed in "
         "4.6.1 (logits and labels squeezed).",
-        ("loss.sequence_classification.regression", "options.num_labels_one.regression"),
+        ("loss.sequence_classification.regression", "loss.sequence_classification.int32_labels",
+         "options.num_labels_one.regression"),
         "sequence-classification-problem-type", "regression-one-label-squeezed",
         Case("BertForSequenceClassification", _REGRESSION_CONFIG, 0,
              {"input_ids": np.array([[1, 2, 3], [4, 5, 6]])},

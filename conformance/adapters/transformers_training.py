@@ -336,7 +336,10 @@ class TrainingMethods:
         trainer = self.transformers.Trainer(model=model, args=self._default_training_arguments())
         if hasattr(trainer, "create_scheduler"):
             trainer.create_optimizer()
-            trainer.create_scheduler(num_training_steps, optimizer=trainer.optimizer)
+            if "optimizer" in inspect.signature(trainer.create_scheduler).parameters:
+                trainer.create_scheduler(num_training_steps, optimizer=trainer.optimizer)
+            else:  # 4.5-4.9: the scheduler of the trainer's own optimizer
+                trainer.create_scheduler(num_training_steps)
         else:
             trainer.create_optimizer_and_scheduler(num_training_steps)
         optimizer, scheduler = trainer.optimizer, trainer.lr_scheduler
