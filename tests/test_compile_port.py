@@ -51,3 +51,27 @@ def test_narrowing(port):
     pairs = check_targets(port, [Target("cpu", "float64", "eager"), Target("cpu", "float32", "eager")],
                           [CHECKS_BY_ID["head.masked_lm"]])
     assert [skips for _, _, skips in pairs] == [["not applicable: torch.compile computes in float32 only"], []]
+
+
+def test_every_head_calls_the_compiled_encoder_with_the_same_keywords():
+    """The compiled frame sees one set of keyword names whichever head calls it (a head that leaves
+    encoder_hidden_states out, after one that passed it, once raised KeyError 'encoder_hidden_states' in dynamo)."""
+    import transformers
+
+    from conformance.adapters.torch_compile import _Encoder
+
+    config = transformers.BertConfig(vocab_size=12, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=6)
+    encoder = _Encoder(transformers.BertModel(config))
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, **kwargs):
+            seen.append(sorted(kwargs))
+
+    encoder.compiled = Recorder()
+    ids = torch.tensor([[1, 2]])
+    encoder(ids, attention_mask=None, encoder_hidden_states=None, encoder_attention_mask=None, use_cache=False,
+            return_dict=True, output_hidden_states=True)
+    encoder(ids, return_dict=True, output_hidden_states=True)
+    assert seen[0] == seen[1] and "encoder_hidden_states" in seen[0]

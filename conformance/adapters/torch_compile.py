@@ -20,6 +20,7 @@ A recompile past dynamo's limit would silently run the model eagerly; the limit 
 error (`fail_on_recompile_limit_hit`), so a case never passes uncompiled.
 """
 
+import inspect
 import platform
 import time
 
@@ -86,9 +87,9 @@ class TorchCompileAdapter:
     def _compiled(self, model):
         """`model` with its encoder (`model.bert`, or the BertModel itself) compiled once: the task head's layers and
         loss stay eager. The compiled encoder is called without autograd and always with its four inputs, the absent
-        ones as BertModel fills them in (mask of ones, token types 0, positions 0..L-1), so that a head and config
-        compile one graph, and every head of a config reuses it (dynamo keys on the class, the parameters are
-        inputs)."""
+        ones as BertModel fills them in (mask of ones, token types 0, positions 0..L-1), and its other optional
+        parameters (None where the head leaves them out), so that a head and config compile one graph, and every
+        head of a config reuses it (dynamo keys on the class, the parameters are inputs)."""
         compiled = self.__dict__.setdefault("_compiled_models", {})
         if id(model) not in compiled:
             if model.__class__.__name__ == "BertModel":
@@ -116,13 +117,19 @@ class TorchCompileAdapter:
 
 
 class _Encoder(torch.nn.Module):
-    """A BertModel compiled by `torch.compile(dynamic=True)`, called without autograd and with every input."""
+    """A BertModel compiled by `torch.compile(dynamic=True)`, called without autograd and with every input: each
+    optional parameter of its forward that the head leaves out is passed as its default `None`, so every head calls
+    the compiled frame with the same keyword names (the heads differ: BertLMHeadModel passes encoder_hidden_states,
+    encoder_attention_mask, cache and use_cache, BertForSequenceClassification none of them)."""
 
     def __init__(self, bert):
         super().__init__()
         self.bert = bert
         self.compiled = torch.compile(bert, dynamic=True)
         self.config = bert.config
+        self.optional = [p.name for p in inspect.signature(bert.forward).parameters.values()
+                         if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is None
+                         and p.name not in ("input_ids", "attention_mask", "token_type_ids", "position_ids")]
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, **kwargs):
         shape = input_ids.shape
@@ -132,7 +139,8 @@ class _Encoder(torch.nn.Module):
             token_type_ids = torch.zeros(shape, dtype=torch.long)
         if position_ids is None:
             position_ids = torch.arange(shape[-1]).expand(shape).contiguous()
-        kwargs.setdefault("inputs_embeds", None)
+        for name in self.optional:
+            kwargs.setdefault(name, None)
         with torch.no_grad():
             return self.compiled(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
                                  position_ids=position_ids, **kwargs)
