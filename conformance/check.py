@@ -7,6 +7,7 @@ property (`"property"`). It is declared once, in the `CHECKS` list of its subjec
 """
 
 import inspect
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -169,9 +170,9 @@ class KnownBug:
         """Whether the bug is expected to show on `case` and `target` of `adapter`'s release."""
         return bool(self.holds(adapter) and self.cases(case) and self.targets(target))
 
-    def case(self):
-        """The counterexample as a `Case`."""
-        return Case.from_json(self.counterexample)
+    def case(self, case_type=Case):
+        """The counterexample as a `case_type` (the check's own case type, a `Case` by default)."""
+        return case_type.from_json(self.counterexample)
 
 
 def _broadcast_regression(case, outputs):
@@ -201,6 +202,26 @@ KNOWN_BUGS = (
         cases=lambda case: case.labels.get("labels") is not None and case.labels["labels"].ndim == 1
         and case.config.get("num_labels") == 1 and case.labels["labels"].shape[0] > 1
         and case.config.get("problem_type") in (None, "regression"),
+    ),
+)
+KNOWN_BUGS += (
+    KnownBug(
+        "relative-positions-cache-on-first-pass",
+        "transformers 4.54-4.57 create the decoder's KV cache before the first forward whenever use_cache is on (a "
+        "decoder's default), and the relative-position branch takes a cache as incremental decoding: every query is "
+        "placed at the last position (distance key_length - 1 - r), so in a full pass of a relative_key / "
+        "relative_key_query decoder longer than one token every query but the last gets the last one's distances. "
+        "Gone with relative positions in 5.0.",
+        ("surface.relative_positions.causal",),
+        "decoder-cache-created-on-first-pass", "relative-position-embeddings-removed",
+        json.dumps({"config": dict(_REGRESSION_CONFIG, num_labels=2, is_decoder=True,
+                                   position_embedding_type="relative_key"),
+                    "head": "BertLMHeadModel", "inputs": {"input_ids": {"data": [[1, 2, 3]], "dtype": "int64"}},
+                    "labels": {}, "num_items_in_batch": None, "options": {}, "weights_seed": 0},
+                   sort_keys=True, separators=(",", ":")),
+        cases=lambda case: bool(case.config.get("is_decoder"))
+        and str(case.config.get("position_embedding_type", "absolute")).startswith("relative")
+        and case.inputs["input_ids"].shape[-1] > 1,
     ),
 )
 KNOWN_BUGS_BY_ID = {bug.id: bug for bug in KNOWN_BUGS}

@@ -323,3 +323,12 @@ CHANGES += [  # noqa: F405
            "masking_utils expands every mask as [batch, key]: RuntimeError for a 3D mask (a 4D 0/1 mask is taken "
            "as an additive bias, not as a mask)", ("surface.masks_3d",), _mask_3d_example),
 ]
+
+CHANGES += [  # noqa: F405
+    Change("decoder-cache-created-on-first-pass", "4.54.0", "surface",
+           "a decoder with use_cache creates its KV cache before the first forward",
+           "the cache exists only once a forward returned it (past_key_value is None on a first full pass)",
+           "BertModel builds an empty EncoderDecoderCache when use_cache is on, so every layer sees a cache on the "
+           "first pass too (where relative positions read it: the known bug relative-positions-cache-on-first-pass)",
+           ("surface.relative_positions.causal",)),
+]

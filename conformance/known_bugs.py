@@ -49,7 +49,7 @@ def confirm(check, target, adapter, stats, run, fail):
     for bug in known_bugs(check):
         if not bug.targets(target):
             continue
-        case = bug.case()
+        case = bug.case(check.case_type if issubclass(check.case_type, Case) else Case)  # a batch runs one case
         results = run(check, adapter, case, target)
         if bug.holds(adapter):
             if not any(r.message == f"explained: {PREFIX}{bug.id}" for r in results):

@@ -15,7 +15,7 @@ from reference import heads as ref_heads
 from ..case import logit_keys
 from ..check import SDPA_FLOAT64_CAUSAL_MASK, Check
 from ..compare import CONDITIONING, EPS, Comparison, compare, conditioned, rounding, tolerance
-from .surface_cases import surface_strategy
+from .surface_cases import SurfaceCase, surface_strategy
 
 ADDITIVE_MASK = -10000.0  # the masked value of transformers before 4.21
 ADDITIVE_MASK_ROUNDING = "additive-mask-rounding"
@@ -166,7 +166,8 @@ def mask_3d(adapter, case, target):
 def _surface(name, head, description, features, known=(), max_examples=12, prop=surface_forward, every_attention=True,
              **kw):
     return Check(f"surface.{name}", "surface", head, description, surface_strategy(head, features, **kw),
-                 kind="property", prop=prop, known=known, max_examples=max_examples, every_attention=every_attention)
+                 kind="property", prop=prop, known=known, max_examples=max_examples, every_attention=every_attention,
+                 case_type=SurfaceCase)
 
 
 CHECKS = [
