@@ -18,7 +18,7 @@ from .text import (CHANGED, cell_text, change_example, column_label, explained_d
                    unfinished_runs, version_counts, version_note)
 
 WIDE_TABLE_COLUMNS = 8  # more (version x target) columns than this: compact per-version tables instead
-MAX_MAIN_BYTES = 60_000  # COMPATIBILITY.md's budget; tests hold the committed report to it
+MAX_MAIN_BYTES = 120_000  # COMPATIBILITY.md's budget (146 checks, 18 implementations and releases); tests hold the committed report to it
 VERSIONS_DIR = "versions"  # the per-version pages, next to COMPATIBILITY.md
 
 
@@ -137,16 +137,23 @@ def _matrix(matrix):
                       ""]
         return lines
     lines += ["## Outcome by version", "",
-              "Each cell summarises the check's outcomes over the targets of that version.", ""]
+              "Each cell summarises the check's outcomes over the targets of that version (`ok` is pass, `n/a` is "
+              "not_applicable).", ""]
     for area in matrix.areas:
         checks = [c for c, a in matrix.checks.items() if a == area]
-        rows = [[c] + [summary_text(cell for cell in matrix.row(c) if cell and (cell.column.impl, cell.column.version)
-                                    == v) for v in matrix.versions] for c in checks]
+        rows = [[c] + [_short(summary_text(cell for cell in matrix.row(c) if cell and (cell.column.impl,
+                                                                            cell.column.version) == v))
+                       for v in matrix.versions] for c in checks]
         headers = [v if len({i for i, _ in matrix.versions}) == 1 else f"{i} {v}" for i, v in matrix.versions]
         lines += [f"### {area}", "", _table(rows, ["check"] + headers), ""]
     lines += ["Each version's full matrix by target: " + ", ".join(
         f"[{v}]({version_page_name(i, v)})" for i, v in matrix.versions) + ".", ""]
     return lines
+
+
+def _short(text):
+    """An outcome summary in the compact table's words: `ok` for pass, `n/a` for not_applicable."""
+    return text.replace("not_applicable", "n/a").replace("pass", "ok")
 
 
 def _drift():
@@ -207,14 +214,18 @@ def _details(matrix):
     if bugs:
         lines += ["### Known bugs", "", "Cells that fail exactly as a recorded bug of the release predicts "
                   "(`conformance.check.KNOWN_BUGS`); the same check passes where the bug is fixed.", ""]
+    shown = {}  # one entry per check and version; its other targets are listed (the same bug, the same message)
     for cell in bugs:
-        r = cell.record or {}
-        lines += [f"#### known_bug: {cell.check} on {cell.column.impl} {cell.column.version} {cell.column.target}",
-                  "", _fence(r.get("message") or "(no message)", "text"), ""]
+        shown.setdefault((cell.check, cell.column.impl, cell.column.version), []).append(cell)
+    for (check, impl, version), cells in shown.items():
+        r = cells[0].record or {}
+        targets = ", ".join(c.column.target for c in cells)
+        lines += [f"#### known_bug: {check} on {impl} {version} ({targets})", "",
+                  _fence(r.get("message") or "(no message)", "text"), ""]
         if r.get("counterexample"):
             lines += ["Counterexample:", "", _fence(r["counterexample"], "json"), ""]
         if r.get("reproduce"):
-            lines += ["Reproduce:", "", _fence(r["reproduce"], "bash"), ""]
+            lines += ["Reproduce (first target):", "", _fence(r["reproduce"], "bash"), ""]
     missing = [c for c in problems if c.outcome == "missing"]
     if missing:
         lines += ["### Missing results", "",
@@ -224,27 +235,26 @@ def _details(matrix):
     skipped = [c for c in problems if c.outcome in ("not_applicable", "skipped")]
     if skipped:
         lines += ["### Not applicable and skipped", "",
-                  "One row per check and reason; the versions it holds for (with the targets, where not all of the "
-                  "version's).", "", _table(_skipped_rows(matrix, skipped),
-                                             ["implementation", "check", "outcome", "versions", "reason"]), ""]
+                  "One row per implementation, outcome and reason, with the checks it holds for (each check's "
+                  "versions and targets are on the version pages, `versions/`).", "",
+                  _table(_skipped_summary(skipped), ["implementation", "outcome", "checks", "versions", "reason"]), ""]
     return lines
 
 
-def _skipped_rows(matrix, skipped):
-    """The not-applicable and skipped cells grouped by implementation, check, outcome and reason (the version named
-    in a reason read as VERSION), each with the versions it holds for."""
+def _skipped_summary(skipped, shown=4):
+    """The not-applicable and skipped cells grouped by implementation, outcome and reason (the version named in a
+    reason read as VERSION): the number of checks (the first `shown` named) and the versions."""
     groups = {}
     for c in skipped:
         reason = ((c.record or {}).get("message") or "").replace(f"{c.column.impl} {c.column.version}",
                                                                    f"{c.column.impl} VERSION")
-        versions = groups.setdefault((c.column.impl, c.check, c.outcome, reason), {})
-        versions.setdefault(c.column.version, []).append(c.column.target)
+        checks, versions = groups.setdefault((c.column.impl, c.outcome, reason), ({}, {}))
+        checks[c.check] = versions[c.column.version] = True
     rows = []
-    for (impl, check, outcome, reason), versions in groups.items():
-        def ran(version):
-            return sum(1 for cell in matrix.row(check) if cell and (cell.column.impl, cell.column.version)
-                       == (impl, version))
-        text = ", ".join(v if len(targets) == ran(v) else f"{v} ({', '.join(targets)})"
-                         for v, targets in versions.items())
-        rows.append([impl, check, outcome, text, reason])
+    for (impl, outcome, reason), (checks, versions) in groups.items():
+        names = list(checks)
+        text = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+        rows.append([impl, outcome, f"{len(names)}: {text}", ", ".join(versions), reason])
     return rows
+
+
