@@ -143,14 +143,15 @@ def expected_refusal(reference_error, adapter=None):
 class KnownBug:
     """A bug of real releases, as data: an expected failure.
 
-    It holds from the release of the drift change `introduced` up to, not including, that of the change `fixed`
-    (asked through `adapter.has`, so another port answers for itself), for the `checks` named and the cases and
+    It belongs to one `implementation` (an adapter's `name`) and holds from the release of the drift change
+    `introduced` up to, not including, that of the change `fixed` (asked through `adapter.has`), for the `checks` named and the cases and
     targets `cases` and `targets` select. A case of those checks whose comparisons fail there is the bug showing
     (with `predict`, `(case, the implementation's outputs) -> {flattened output name: the value the bug yields}`,
     only if the implementation matches that prediction, computed from its own outputs such as its logits, which are
     compared with the reference as usual): the cell's outcome is `known_bug`, and the run does not fail.
-    `counterexample` (a Case as JSON) is run on every target of those checks: where the bug holds it must show
-    (else the entry is stale, a failure), and elsewhere it must pass like any case."""
+    `counterexample` (a Case as JSON) is run on every target of those checks in every release of that
+    implementation: where the bug holds it must show (else the entry is stale, a failure), and elsewhere it must pass
+    like any case."""
 
     id: str
     description: str
@@ -161,10 +162,17 @@ class KnownBug:
     predict: Optional[Callable] = None
     cases: Callable = lambda case: True
     targets: Callable = lambda target: True
+    implementation: str = "transformers"
+
+    def concerns(self, adapter):
+        """Whether `adapter` is the implementation the bug belongs to (another one's cases may not even be drawn
+        for it: a port without regression never gets the regression counterexample)."""
+        return adapter.name == self.implementation
 
     def holds(self, adapter):
-        """Whether `adapter`'s release has the bug (at or after `introduced`, before `fixed`)."""
-        return bool(adapter.has(self.introduced) and not adapter.has(self.fixed))
+        """Whether `adapter`'s release has the bug (its implementation, at or after `introduced`, before
+        `fixed`)."""
+        return bool(self.concerns(adapter) and adapter.has(self.introduced) and not adapter.has(self.fixed))
 
     def applies(self, adapter, case, target):
         """Whether the bug is expected to show on `case` and `target` of `adapter`'s release."""

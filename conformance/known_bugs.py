@@ -43,11 +43,11 @@ def judged(check, adapter, case, target, results):
 
 def confirm(check, target, adapter, stats, run, fail):
     """Run the counterexample of each known bug of `check` on `target` (`run(check, adapter, case, target) ->
-    comparisons`): where the bug holds it must show (it is added to `stats["explained"]` as `known_bug:<id>`), else
+    comparisons`) of the bug's own implementation: where the bug holds it must show (it is added to `stats["explained"]` as `known_bug:<id>`), else
     an AssertionError says the entry is stale; where it does not hold the case must pass, as any drawn case
     (`fail(case, results)` raises the failure)."""
     for bug in known_bugs(check):
-        if not bug.targets(target):
+        if not (bug.concerns(adapter) and bug.targets(target)):
             continue
         case = bug.case(check.case_type if issubclass(check.case_type, Case) else Case)  # a batch runs one case
         results = run(check, adapter, case, target)
