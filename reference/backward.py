@@ -13,19 +13,28 @@ returned under both names (`bert.embeddings.word_embeddings.weight`, `cls.predic
 shared parameter has it; `cls.predictions.decoder.bias` is `cls.predictions.bias` (one parameter, two names); a
 parameter the loss does not reach (the pooler of a head that reads no pooled output) gets zeros.
 
-Covered: the default path (absolute positions, 0/1 padding masks, a decoder's causal mask, every activation);
-other encoder options are refused rather than silently ignored.
+Covered: any 2D or 3D 0/1 mask and a decoder's causal mask, fully masked queries under the rule `fully_masked`
+(`reference.attention.FULLY_MASKED`; the softmax's backward rule is in `reference.backward_attention`), absolute and
+relative positions (`spec.position_embedding_type`), `head_mask`, every activation; and BertLMHeadModel (BertModel
+in `backward`) as a decoder with cross-attention to `encoder_hidden_states` (with `encoder_attention_mask` and
+`cross_causal_when_square`, as `reference.decoder.decoder_model`), where `grads` also holds the gradient of the
+encoder states under "encoder_hidden_states". Other arguments are refused rather than silently ignored, and so are
+head_mask / fully_masked with cross-attention or in multiple choice.
 """
 
 import numpy as np
 
 from . import heads as reference_heads
-from .backward_encoder import accumulate, bert_model_step, layer_norm_step, linear_step
+from . import losses
+from .backward_encoder import ENCODER_STATES, accumulate, bert_model_step, layer_norm_step, linear_step
 from .activations import activation, activation_derivative
 from .config import BertSpec
+from .decoder import decoder_model
 from .errors import ReferenceInputError
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
+SURFACE = ("head_mask", "fully_masked")  # extra keyword arguments of `reference.encoder.bert_model`
+CROSS = ("encoder_hidden_states", "encoder_attention_mask", "cross_causal_when_square")  # of `decoder_model`
 LOSS_ARGUMENTS = ("labels", "next_sentence_label", "start_positions", "end_positions", "ignore_index",
                   "num_items_in_batch", "loss_uses_attention_mask")
 TIED = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
@@ -53,8 +62,13 @@ def lm_head_step(hidden, weights, grads, spec: BertSpec):
     return logits, back
 
 
+def _extras(inputs):
+    return {k: inputs[k] for k in SURFACE + CROSS if k in inputs}
+
+
 def _encoder(weights, grads, spec, inputs, pooler):
-    return bert_model_step(weights, grads, spec, *(inputs.get(k) for k in INPUTS), add_pooling_layer=pooler)
+    return bert_model_step(weights, grads, spec, *(inputs.get(k) for k in INPUTS), add_pooling_layer=pooler,
+                           **_extras(inputs))
 
 
 def _flat_choices(inputs):
@@ -71,7 +85,8 @@ def head_backward(head, weights, spec: BertSpec, output_grads, inputs):
     grads = {}
     get = output_grads.get
     if head == "BertModel":
-        _, _, back = bert_model_step(weights, grads, spec, *(inputs.get(k) for k in INPUTS), prefix="")
+        _, _, back = bert_model_step(weights, grads, spec, *(inputs.get(k) for k in INPUTS), prefix="",
+                                     **_extras(inputs))
         back(get("last_hidden_state"), get("pooler_output"))
     elif head in ("BertForPreTraining", "BertForMaskedLM", "BertLMHeadModel"):
         pretraining = head == "BertForPreTraining"
@@ -87,6 +102,8 @@ def head_backward(head, weights, spec: BertSpec, output_grads, inputs):
         encoder_back(dhidden, dpooled)
     elif head in ("BertForNextSentencePrediction", "BertForSequenceClassification", "BertForMultipleChoice"):
         choices = head == "BertForMultipleChoice"
+        if choices and _extras(inputs):
+            raise ReferenceInputError(f"multiple choice takes none of {sorted(_extras(inputs))} here")
         inputs = _flat_choices(inputs) if choices else inputs
         _, pooled, encoder_back = _encoder(weights, grads, spec, inputs, True)
         name = "cls.seq_relationship" if head == "BertForNextSentencePrediction" else "classifier"
@@ -110,17 +127,47 @@ def head_backward(head, weights, spec: BertSpec, output_grads, inputs):
 
 
 def _split(kwargs):
-    unknown = set(kwargs) - set(INPUTS) - set(LOSS_ARGUMENTS)
+    unknown = set(kwargs) - set(INPUTS) - set(SURFACE) - set(CROSS) - set(LOSS_ARGUMENTS)
     if unknown:
-        raise ReferenceInputError(f"the backward pass covers the default path only; unsupported arguments: "
-                                  f"{sorted(unknown)}")
-    return {k: v for k, v in kwargs.items() if k in INPUTS}
+        raise ReferenceInputError(f"the backward pass does not cover the arguments {sorted(unknown)}")
+    return {k: v for k, v in kwargs.items() if k in INPUTS + SURFACE + CROSS}
+
+
+def forward(head, weights, spec: BertSpec, **inputs_and_labels):
+    """The head's outputs as `reference.heads.HEADS[head]` gives them (its `surface` taking head_mask and
+    fully_masked), or, with cross-attention arguments, those of the decoder `reference.decoder.decoder_model` without
+    a cache: for BertModel last_hidden_state and pooler_output, for BertLMHeadModel its logits, and with labels its
+    loss and loss_grad (`losses.causal_lm_loss`); other heads are refused there."""
+    kwargs = {k: v for k, v in inputs_and_labels.items() if k not in SURFACE + CROSS}
+    cross = {k: inputs_and_labels[k] for k in CROSS if k in inputs_and_labels}
+    surface = {k: inputs_and_labels[k] for k in SURFACE if k in inputs_and_labels}
+    if not cross:
+        return reference_heads.HEADS[head](weights, spec, **kwargs, **({"surface": surface} if surface else {}))
+    if head not in ("BertModel", "BertLMHeadModel") or surface:
+        raise ReferenceInputError(f"cross-attention is covered for BertModel and BertLMHeadModel without "
+                                  f"head_mask / fully_masked, not {head} with {sorted(surface)}")
+    w = reference_heads.as_float64(weights)
+    base = head == "BertModel"
+    hidden, pooled, _ = decoder_model(w, spec, kwargs["input_ids"], kwargs.get("attention_mask"),
+                                      kwargs.get("token_type_ids"), kwargs.get("position_ids"),
+                                      cross.get("encoder_hidden_states"), cross.get("encoder_attention_mask"),
+                                      prefix="" if base else "bert.", add_pooling_layer=base,
+                                      cross_causal_when_square=cross.get("cross_causal_when_square", False))
+    if base:
+        return {"last_hidden_state": hidden, "pooler_output": pooled}
+    out = {"last_hidden_state": hidden, "logits": reference_heads.lm_prediction_head(hidden, w, spec)}
+    if kwargs.get("labels") is None:
+        return out
+    args = (out["logits"], kwargs["labels"], kwargs.get("num_items_in_batch"))
+    out["loss"], out["loss_grad"] = losses.causal_lm_loss(*args), {"logits": losses.causal_lm_loss_grad(*args)}
+    return out
 
 
 def per_name(grads, weights, spec: BertSpec):
     """`grads` (under the names the reference reads) for every name of `weights`: tied names get the shared
-    parameter's gradient, names the loss does not reach get zeros."""
-    out = {}
+    parameter's gradient, names the loss does not reach get zeros; the encoder states' gradient, where there is one,
+    stays under "encoder_hidden_states"."""
+    out = {ENCODER_STATES: grads[ENCODER_STATES]} if ENCODER_STATES in grads else {}
     for name, value in weights.items():
         source = TIED.get(name, name)
         if name == "cls.predictions.decoder.weight" and not spec.tie_word_embeddings:
@@ -133,7 +180,7 @@ def backward(head, weights, spec: BertSpec, output_grads, **inputs):
     """Every parameter's gradient (for every name of `weights`) of a scalar with d(scalar)/d(outputs) =
     `output_grads` (see `head_backward`); the inputs are validated by the head's forward first."""
     inputs = _split(inputs)
-    reference_heads.HEADS[head](weights, spec, **inputs)
+    forward(head, weights, spec, **inputs)
     weights64 = reference_heads.as_float64(weights)
     return per_name(head_backward(head, weights64, spec, output_grads, inputs), weights, spec)
 
@@ -145,7 +192,7 @@ def head_gradients(head, weights, spec: BertSpec, **inputs_and_labels):
         raise ReferenceInputError(f"{head!r} has no loss; known heads with one: "
                                   f"{sorted(set(reference_heads.HEADS) - {'BertModel'})}")
     inputs = _split(inputs_and_labels)
-    out = reference_heads.HEADS[head](weights, spec, **inputs_and_labels)
+    out = forward(head, weights, spec, **inputs_and_labels)
     if "loss" not in out:
         raise ReferenceInputError(f"{head} computes no loss without its labels")
     weights64 = reference_heads.as_float64(weights)

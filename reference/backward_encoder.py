@@ -1,74 +1,41 @@
 """The BERT encoder's backward pass in numpy float64: the gradient of a scalar loss with respect to every encoder
 parameter, given the gradients of the loss with respect to the encoder's outputs.
 
-Each forward step here computes what `reference.encoder` computes (it reuses its `linear`, `layer_norm`,
-`masked_softmax` and `allowed_keys`) and returns, with its output, a function that takes d(loss)/d(output), adds
-the parameters' gradients into a dict `grads` (name -> array, accumulated with +=) and returns d(loss)/d(input).
-Covered: the default path of `reference.encoder.bert_model` (absolute positions, 0/1 padding masks, a decoder's
-causal mask, every activation of `reference.activations`); the word embeddings' row `spec.pad_token_id` gets no
-gradient from the embedding lookup, as `nn.Embedding(padding_idx=pad_token_id)` gives it none.
+Each forward step here computes what `reference.encoder` computes (it reuses its `allowed_keys` and the steps of
+`reference.backward_steps`) and returns, with its output, a function that takes d(loss)/d(output), adds the
+parameters' gradients into a dict `grads` (name -> array, accumulated with +=) and returns d(loss)/d(input).
+Covered: `reference.encoder.bert_model` with any 2D or 3D mask and fully masked queries under each rule of
+`reference.attention` (`reference.backward_attention` states the softmax's rule), absolute or relative positions
+(a relative type adds no position embedding, so that table gets zeros; the distance embeddings get theirs),
+head_mask, every activation; and a decoder's cross-attention to encoder states (`reference.decoder`), whose gradient
+is added under `ENCODER_STATES`. The word embeddings' row `spec.pad_token_id` gets no gradient from the embedding
+lookup, as `nn.Embedding(padding_idx=pad_token_id)` gives it none.
 """
 
 import numpy as np
 
 from .activations import activation, activation_derivative
+from .attention import layer_head_mask
+from .backward_attention import attention_block_step
+from .backward_steps import accumulate, layer_norm_step, linear_step, softmax_backward  # noqa: F401 (re-exported)
 from .config import BertSpec
-from .encoder import allowed_keys, layer_norm, linear, masked_softmax
+from .decoder import cross_allowed
+from .encoder import allowed_keys
+from .errors import ReferenceInputError
 
-
-def accumulate(grads, name, g):
-    """grads[name] += g (the first contribution is stored as a copy)."""
-    if name in grads:
-        grads[name] = grads[name] + g
-    else:
-        grads[name] = np.array(g, dtype=np.float64)
-
-
-def linear_step(x, weights, grads, name):
-    """y = x W^T + b for the dense layer `name` (weights `name.weight`, `name.bias`); its backward gives
-    dW = sum over rows of dy^T x, db = sum over rows of dy, dx = dy W."""
-    w, b = weights[name + ".weight"], weights[name + ".bias"]
-    y = linear(x, w, b)
-
-    def back(dy):
-        rows_dy, rows_x = dy.reshape(-1, dy.shape[-1]), x.reshape(-1, x.shape[-1])
-        accumulate(grads, name + ".weight", rows_dy.T @ rows_x)
-        accumulate(grads, name + ".bias", rows_dy.sum(axis=0))
-        return dy @ w
-
-    return y, back
-
-
-def layer_norm_step(x, weights, grads, name, eps):
-    """LayerNorm `name` over the last axis; with xhat = (x - mean) * r, r = 1 / sqrt(var + eps), N the width:
-    dweight = sum dy xhat, dbias = sum dy, dx = r (g - mean(g) - xhat mean(g xhat)) with g = dy * weight."""
-    w = weights[name + ".weight"]
-    y = layer_norm(x, w, weights[name + ".bias"], eps)
-    mean = x.mean(axis=-1, keepdims=True)
-    r = 1.0 / np.sqrt(((x - mean) ** 2).mean(axis=-1, keepdims=True) + eps)
-    xhat = (x - mean) * r
-
-    def back(dy):
-        accumulate(grads, name + ".weight", (dy * xhat).reshape(-1, dy.shape[-1]).sum(axis=0))
-        accumulate(grads, name + ".bias", dy.reshape(-1, dy.shape[-1]).sum(axis=0))
-        g = dy * w
-        return r * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
-
-    return y, back
-
-
-def softmax_backward(probs, dprobs):
-    """d scores of p = softmax(scores): p (dp - sum(dp p)); entries with probability 0 (masked) get 0."""
-    return probs * (dprobs - (dprobs * probs).sum(axis=-1, keepdims=True))
+ENCODER_STATES = "encoder_hidden_states"
+"""The key of `grads` under which the gradient of the encoder states a decoder's cross-attention reads is added."""
 
 
 def embeddings_step(weights, grads, spec: BertSpec, input_ids, token_type_ids, position_ids, prefix):
-    """Word + position + token-type embeddings, then LayerNorm (ids already complete: no defaults here). The backward
-    scatters d(sum) into the rows each lookup read (np.add.at: repeated ids add up); the word embeddings' row
+    """Word + position (absolute type only) + token-type embeddings, then LayerNorm (ids already complete: no defaults
+    here). The backward scatters d(sum) into the rows each lookup read (np.add.at: repeated ids add up); the word embeddings' row
     `spec.pad_token_id` receives nothing from the lookup."""
     p = prefix + "embeddings."
-    x = (weights[p + "word_embeddings.weight"][input_ids] + weights[p + "token_type_embeddings.weight"][token_type_ids]
-         + weights[p + "position_embeddings.weight"][position_ids])
+    absolute = spec.position_embedding_type == "absolute"
+    x = weights[p + "word_embeddings.weight"][input_ids] + weights[p + "token_type_embeddings.weight"][token_type_ids]
+    if absolute:
+        x = x + weights[p + "position_embeddings.weight"][position_ids]
     y, norm_back = layer_norm_step(x, weights, grads, p + "LayerNorm", spec.layer_norm_eps)
 
     def back(dy):
@@ -78,49 +45,25 @@ def embeddings_step(weights, grads, spec: BertSpec, input_ids, token_type_ids, p
             name = p + table + ".weight"
             g = np.zeros_like(weights[name])
             keep = ids != spec.pad_token_id if table == "word_embeddings" else np.ones(ids.shape, dtype=bool)
-            np.add.at(g, ids[keep], dx[keep])
+            if absolute or table != "position_embeddings":
+                np.add.at(g, ids[keep], dx[keep])
             accumulate(grads, name, g)
 
     return y, back
 
 
-def attention_step(x, weights, grads, spec: BertSpec, allowed, prefix):
-    """The attention block (`prefix` ends in `attention.`): softmax(Q K^T / sqrt(d)) V per head, the output dense,
-    the residual and LayerNorm. Backward: dV = P^T dC, dP = dC V^T, dS = softmax_backward(P, dP) / sqrt(d),
-    dQ = dS K, dK = dS^T Q; the residual adds its gradient to the input's."""
-    batch, length, hidden = x.shape
-    heads, size = spec.num_attention_heads, spec.head_size
-
-    def split(t):  # [B, L, H*D] -> [B, H, L, D]
-        return t.reshape(batch, length, heads, size).transpose(0, 2, 1, 3)
-
-    def merge(t):  # [B, H, L, D] -> [B, L, H*D]
-        return t.transpose(0, 2, 1, 3).reshape(batch, length, hidden)
-
-    s = prefix + "self."
-    (q, q_back), (k, k_back), (v, v_back) = (linear_step(x, weights, grads, s + part) for part in ("query", "key", "value"))
-    q, k, v = split(q), split(k), split(v)
-    scale = np.sqrt(size)
-    probs = masked_softmax(q @ k.transpose(0, 1, 3, 2) / scale, allowed[:, None])
-    context = merge(probs @ v)
-    out, dense_back = linear_step(context, weights, grads, prefix + "output.dense")
-    y, norm_back = layer_norm_step(out + x, weights, grads, prefix + "output.LayerNorm", spec.layer_norm_eps)
-
-    def back(dy):
-        dsum = norm_back(dy)
-        dcontext = split(dense_back(dsum))
-        dv = probs.transpose(0, 1, 3, 2) @ dcontext
-        dscores = softmax_backward(probs, dcontext @ v.transpose(0, 1, 3, 2)) / scale
-        dq, dk = dscores @ k, dscores.transpose(0, 1, 3, 2) @ q
-        return dsum + q_back(merge(dq)) + k_back(merge(dk)) + v_back(merge(dv))
-
-    return y, back
-
-
-def layer_step(x, weights, grads, spec: BertSpec, allowed, prefix):
-    """One encoder layer: attention block, then intermediate dense -> activation -> output dense, residual and
-    LayerNorm; the activation's backward multiplies by its derivative at the intermediate pre-activation."""
-    a, attention_back = attention_step(x, weights, grads, spec, allowed, prefix + "attention.")
+def layer_step(x, weights, grads, spec: BertSpec, allowed, prefix, head_mask=None, fully_masked="refuse",
+               encoder_states=None, encoder_allowed=None):
+    """One layer: the self-attention block (`reference.backward_attention`), with `encoder_states` the cross-attention
+    block (queries from the self-attention output, keys and values from the states, `encoder_allowed` [B, L, Le]),
+    then intermediate dense -> activation -> output dense, residual and LayerNorm; the activation's backward
+    multiplies by its derivative at the intermediate pre-activation. back(dy) -> (dx, d encoder_states or None)."""
+    a, attention_back = attention_block_step(x, weights, grads, spec, allowed, prefix + "attention.",
+                                             head_mask=head_mask, fully_masked=fully_masked)
+    cross_back = None
+    if encoder_states is not None:
+        a, cross_back = attention_block_step(a, weights, grads, spec, encoder_allowed, prefix + "crossattention.",
+                                             source=encoder_states)
     pre, inter_back = linear_step(a, weights, grads, prefix + "intermediate.dense")
     out, dense_back = linear_step(activation(spec.hidden_act)(pre), weights, grads, prefix + "output.dense")
     y, norm_back = layer_norm_step(out + a, weights, grads, prefix + "output.LayerNorm", spec.layer_norm_eps)
@@ -129,7 +72,10 @@ def layer_step(x, weights, grads, spec: BertSpec, allowed, prefix):
     def back(dy):
         dsum = norm_back(dy)
         da = dsum + inter_back(dense_back(dsum) * derivative)
-        return attention_back(da)
+        dstates = None
+        if cross_back is not None:
+            da, dstates = cross_back(da)
+        return attention_back(da)[0], dstates
 
     return y, back
 
@@ -158,17 +104,32 @@ def complete_inputs(input_ids, attention_mask=None, token_type_ids=None, positio
 
 
 def bert_model_step(weights, grads, spec: BertSpec, input_ids, attention_mask=None, token_type_ids=None,
-                    position_ids=None, prefix="bert.", add_pooling_layer=True):
-    """BertModel forward as `reference.encoder.bert_model` (inputs validated there; call it first), returning
-    (last_hidden_state, pooler_output or None, back) where back(dhidden, dpooled) adds every encoder parameter's
-    gradient into `grads` (dpooled None: the loss does not use the pooled output)."""
+                    position_ids=None, prefix="bert.", add_pooling_layer=True, head_mask=None, fully_masked="refuse",
+                    encoder_hidden_states=None, encoder_attention_mask=None, cross_causal_when_square=False):
+    """BertModel forward as `reference.encoder.bert_model` (inputs validated there; call it first), or, with
+    `encoder_hidden_states`, as `reference.decoder.decoder_model` without a cache (cross-attention; validated there),
+    returning (last_hidden_state, pooler_output or None, back) where back(dhidden, dpooled) adds every encoder
+    parameter's gradient into `grads` (dpooled None: the loss does not use the pooled output) and that of the encoder
+    states under `ENCODER_STATES`. `head_mask` ([heads] or [layers, heads]) and `fully_masked` as in `bert_model`
+    (self-attention only: refused with cross-attention)."""
     input_ids, attention_mask, token_type_ids, position_ids = complete_inputs(
         input_ids, attention_mask, token_type_ids, position_ids)
-    allowed = allowed_keys(attention_mask, spec.is_decoder)
+    allowed = allowed_keys(attention_mask, spec.is_decoder, fully_masked)
+    masks = None if head_mask is None else layer_head_mask(head_mask, spec.num_hidden_layers, spec.num_attention_heads)
+    states, encoder_allowed = None, None
+    if encoder_hidden_states is not None:
+        if head_mask is not None or fully_masked != "refuse":
+            raise ReferenceInputError("the backward pass covers cross-attention without head_mask and fully masked "
+                                      "queries")
+        states = np.asarray(encoder_hidden_states, dtype=np.float64)
+        if encoder_attention_mask is None:
+            encoder_attention_mask = np.ones(states.shape[:2], dtype=np.int64)
+        encoder_allowed = cross_allowed(encoder_attention_mask, input_ids.shape[1], cross_causal_when_square)
     x, embeddings_back = embeddings_step(weights, grads, spec, input_ids, token_type_ids, position_ids, prefix)
     layer_backs = []
     for i in range(spec.num_hidden_layers):
-        x, layer_back = layer_step(x, weights, grads, spec, allowed, f"{prefix}encoder.layer.{i}.")
+        x, layer_back = layer_step(x, weights, grads, spec, allowed, f"{prefix}encoder.layer.{i}.",
+                                   None if masks is None else masks[i], fully_masked, states, encoder_allowed)
         layer_backs.append(layer_back)
     pooled, pooler_back = pooler_step(x, weights, grads, prefix) if add_pooling_layer else (None, None)
 
@@ -180,7 +141,9 @@ def bert_model_step(weights, grads, spec: BertSpec, input_ids, attention_mask=No
             for name in ("weight", "bias"):
                 accumulate(grads, f"{prefix}pooler.dense.{name}", np.zeros_like(weights[f"{prefix}pooler.dense.{name}"]))
         for layer_back in reversed(layer_backs):
-            d = layer_back(d)
+            d, dstates = layer_back(d)
+            if dstates is not None:
+                accumulate(grads, ENCODER_STATES, dstates)
         embeddings_back(d)
 
     return x, pooled, back
