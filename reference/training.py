@@ -76,6 +76,41 @@ def train(params, aliases, batches, gradients, *, num_training_steps=None, **set
     return history
 
 
+
+ACCUMULATION_RULES = ("mean", "num_items", "sum")
+
+
+def accumulation_weights(counts, rule):
+    """The weight of each micro-batch's mean loss in the loss of one optimizer step accumulated over the k = len(counts)
+    micro-batches, micro-batch i having counts[i] counted items (label positions that are not ignored), N their sum:
+    "mean": 1 / k each (the mean of the micro-batch means: every loss divided by the accumulation steps);
+    "num_items": counts[i] / N (the sum of every item's loss divided by N, num_items_in_batch: each item weighs 1 / N
+    however the items fall into micro-batches); "sum": 1 each (the micro-batch means added undivided)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if rule == "mean":
+        return np.full(len(counts), 1.0 / len(counts))
+    if rule == "num_items":
+        return counts / counts.sum()
+    if rule == "sum":
+        return np.ones(len(counts))
+    raise ReferenceInputError(f"unknown accumulation rule {rule!r}; expected one of {ACCUMULATION_RULES}")
+
+
+def accumulated_loss(item_losses, rule, num_items_in_batch=None):
+    """The loss of one optimizer step from the per-item losses of each of its micro-batches (a list of 1-d arrays),
+    under `rule` (see `accumulation_weights`): the sum over micro-batches of weight times the micro-batch's mean; a
+    micro-batch without items contributes 0 under "num_items" (its sum is empty) and NaN otherwise (an empty mean).
+    Under "num_items" that is sum(every item's loss) / N, N = `num_items_in_batch` where the caller counts the items
+    its own way (default: the number of items given)."""
+    sums = np.array([float(np.sum(x)) for x in item_losses])
+    counts = np.array([np.size(x) for x in item_losses], dtype=np.float64)
+    if rule == "num_items":
+        return float(sums.sum() / (counts.sum() if num_items_in_batch is None else num_items_in_batch))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / counts
+    return float(np.sum(accumulation_weights(counts, rule) * means))
+
+
 # The optimizer and schedule transformers' Trainer builds for a default TrainingArguments: AdamW at learning rate
 # 5e-5, betas (0.9, 0.999), epsilon 1e-8, weight decay 0 (the decay group, `optim.decay_parameter_names`, first,
 # then the exempt parameters), a linear schedule without warmup over the training steps, and gradients clipped

@@ -64,3 +64,63 @@ def test_warmup_then_linear_decay_and_clipping():
     assert [h["norm"] for h in history] == [50.0] * 4
     np.testing.assert_allclose(history[0]["grads"]["w"], np.array([30.0, 40.0]) / (50.0 + 1e-6), rtol=1e-15)
     np.testing.assert_array_equal(history[0]["params"]["w"], np.zeros(2))  # learning rate 0 at step 0
+
+
+def _micro_item_losses(rng, sizes):
+    """Per-item cross-entropy losses of micro-batches of token rows, the ignored (-100) labels left out, by a loop."""
+    out = []
+    for rows in sizes:
+        logits = rng.standard_normal((rows, 4, 3))
+        labels = rng.integers(-1, 3, size=(rows, 4))
+        items = []
+        for r in range(rows):
+            for t in range(4):
+                if labels[r, t] >= 0:
+                    z = logits[r, t]
+                    items.append(np.log(np.sum(np.exp(z))) - z[labels[r, t]])
+        out.append(np.array(items))
+    return out
+
+
+def test_accumulated_loss_num_items_is_every_items_loss_over_the_total_count():
+    rng = np.random.default_rng(3)
+    micro = _micro_item_losses(rng, (1, 3, 2))
+    every = [x for m in micro for x in m]
+    assert training.accumulated_loss(micro, "num_items") == pytest.approx(sum(every) / len(every), rel=1e-14)
+    assert training.accumulated_loss(micro, "num_items", num_items_in_batch=len(every) + 2) == pytest.approx(
+        sum(every) / (len(every) + 2), rel=1e-14)
+    # the batch's own mean, however it is split: the same loss as one micro-batch of everything
+    assert training.accumulated_loss([np.array(every)], "num_items") == pytest.approx(
+        training.accumulated_loss(micro, "num_items"), rel=1e-14)
+
+
+def test_accumulated_loss_mean_and_sum_of_the_micro_batch_means():
+    rng = np.random.default_rng(4)
+    micro = [np.array([1.0]), np.array([2.0, 2.0, 2.0])]
+    assert training.accumulated_loss(micro, "mean") == 1.5  # (1 + 2) / 2, against (1 + 6) / 4 by num_items
+    assert training.accumulated_loss(micro, "num_items") == 1.75
+    assert training.accumulated_loss(micro, "sum") == 3.0
+    micro = _micro_item_losses(rng, (2, 2, 3))
+    means = [sum(m) / len(m) for m in micro]
+    assert training.accumulated_loss(micro, "mean") == pytest.approx(sum(means) / 3, rel=1e-14)
+    assert training.accumulated_loss(micro, "sum") == pytest.approx(sum(means), rel=1e-14)
+    with pytest.raises(training.ReferenceInputError):
+        training.accumulation_weights([1, 2], "median")
+
+
+def test_accumulation_weights_give_the_gradient_of_the_accumulated_loss():
+    """Items with loss a_j . w: the weighted micro-batch mean gradients equal the accumulated loss's gradient by
+    central differences."""
+    rng = np.random.default_rng(5)
+    counts = (1, 4, 2)
+    a = [rng.standard_normal((n, 3)) for n in counts]
+    w = rng.standard_normal(3)
+    for rule in training.ACCUMULATION_RULES:
+        weights = training.accumulation_weights(counts, rule)
+        grad = sum(wi * ai.mean(axis=0) for wi, ai in zip(weights, a))
+        h, numeric = 1e-6, np.zeros(3)
+        for k in range(3):
+            e = np.eye(3)[k] * h
+            numeric[k] = (training.accumulated_loss([ai @ (w + e) for ai in a], rule)
+                          - training.accumulated_loss([ai @ (w - e) for ai in a], rule)) / (2 * h)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-8, atol=1e-9)
