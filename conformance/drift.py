@@ -8,7 +8,7 @@ rule the implementation under test follows; checks pick the reference variant fr
 
 import numpy as np
 
-from reference import dropout, losses, masking, optim, schedules
+from reference import dropout, losses, masking, optim, schedules, training
 from reference.errors import Refusal
 
 from . import drift_model
@@ -248,6 +248,26 @@ CHANGES = [
            ("train.trainer.accumulation.sequence_classification", "train.trainer.accumulation.token_classification"),
            lambda: {"input": "two micro-batches with 1 and 3 label items, per-item losses [1] and [2, 2, 2]",
                     "old": "loss " + _fmt((1.0 + 2.0) / 2), "new": "loss " + _fmt((1.0 + 6.0) / 4)}),
+    Change("trainer-accumulation-divides-unless-loss-kwargs", "4.48.1", "train",
+           "training_step divides the loss by the accumulation steps unless the model's forward takes **kwargs",
+           "4.46-4.48.0: the loss is divided only when no num_items_in_batch is passed, and the Trainer always passes "
+           "one: a head whose forward takes no **kwargs adds its micro-batch mean losses undivided",
+           "divided unless the forward takes **kwargs (the model is then trusted to divide by num_items_in_batch)",
+           ("train.trainer.accumulation.sequence_classification", "train.trainer.accumulation.token_classification"),
+           lambda: {"input": "two micro-batches with 1 and 3 label items, per-item losses [1] and [2, 2, 2]",
+                    "old": "loss " + _fmt(training.accumulated_loss([[1.0], [2.0, 2.0, 2.0]], "sum")),
+                    "new": "loss " + _fmt(training.accumulated_loss([[1.0], [2.0, 2.0, 2.0]], "mean"))}),
+    Change("bert-forward-takes-kwargs", "5.0.0", "train",
+           "every BERT head's forward takes **kwargs (TransformersKwargs)",
+           "the classification heads' forward takes no **kwargs: the Trainer divides their accumulated losses by the "
+           "accumulation steps (the mean of the micro-batch means)",
+           "the Trainer reads **kwargs as accepting loss kwargs, passes num_items_in_batch and does not divide; the "
+           "sequence and token classification losses are their own means and ignore the count, so the micro-batch "
+           "means add up undivided (k times the gradient of the mean of means)",
+           ("train.trainer.accumulation.sequence_classification", "train.trainer.accumulation.token_classification"),
+           lambda: {"input": "two micro-batches with 1 and 3 label items, per-item losses [1] and [2, 2, 2]",
+                    "old": "loss " + _fmt(training.accumulated_loss([[1.0], [2.0, 2.0, 2.0]], "mean")),
+                    "new": "loss " + _fmt(training.accumulated_loss([[1.0], [2.0, 2.0, 2.0]], "sum"))}),
     *drift_model.CHANGES,
 ]
 CHANGES_BY_ID = {c.id: c for c in CHANGES}

@@ -80,9 +80,10 @@ def train(params, aliases, batches, gradients, *, num_training_steps=None, **set
 ACCUMULATION_RULES = ("mean", "num_items", "sum")
 
 
-def accumulation_weights(counts, rule):
+def accumulation_weights(counts, rule, num_items_in_batch=None):
     """The weight of each micro-batch's mean loss in the loss of one optimizer step accumulated over the k = len(counts)
-    micro-batches, micro-batch i having counts[i] counted items (label positions that are not ignored), N their sum:
+    micro-batches, micro-batch i having counts[i] counted items (label positions that are not ignored), N their sum
+    (or `num_items_in_batch`, where the caller counts the items its own way):
     "mean": 1 / k each (the mean of the micro-batch means: every loss divided by the accumulation steps);
     "num_items": counts[i] / N (the sum of every item's loss divided by N, num_items_in_batch: each item weighs 1 / N
     however the items fall into micro-batches); "sum": 1 each (the micro-batch means added undivided)."""
@@ -90,7 +91,7 @@ def accumulation_weights(counts, rule):
     if rule == "mean":
         return np.full(len(counts), 1.0 / len(counts))
     if rule == "num_items":
-        return counts / counts.sum()
+        return counts / (counts.sum() if num_items_in_batch is None else num_items_in_batch)
     if rule == "sum":
         return np.ones(len(counts))
     raise ReferenceInputError(f"unknown accumulation rule {rule!r}; expected one of {ACCUMULATION_RULES}")

@@ -26,3 +26,28 @@ def test_scheduled_adamw_transformers_variant_moves_by_its_own_step_size():
     got = _adamw_scheduled(initial, [g], 1, "transformers")["params"]
     step = TRAINER_DEFAULTS["lr"] * np.sqrt(1 - 0.999) / (1 - 0.9) * (0.1 * g) / (np.sqrt(0.001) * 1e-8 + 1e-8)
     np.testing.assert_allclose(got, initial - step, rtol=0, atol=1e-15)
+
+
+class _Release:
+    """An adapter stand-in following the drift catalog's rules of transformers `version`."""
+
+    def __init__(self, version):
+        from packaging.version import Version
+
+        from conformance.drift import CHANGES_BY_ID
+        self.version, self._changes = Version(version), CHANGES_BY_ID
+
+    def has(self, change_id):
+        from packaging.version import Version
+        return self.version >= Version(self._changes[change_id].since)
+
+
+def test_accumulation_rule_by_release_and_head():
+    from conformance.checks.trainer import accumulation_rule
+    table = {"4.41.0": ("mean", "mean"), "4.46.0": ("sum", "sum"), "4.47.1": ("sum", "num_items"),
+             "4.48.1": ("mean", "num_items"), "4.57.3": ("mean", "num_items"), "5.0.0": ("sum", "num_items"),
+             "5.24.0": ("sum", "num_items")}
+    for version, (classification, causal) in table.items():
+        release = _Release(version)
+        assert accumulation_rule(release, "BertForTokenClassification") == classification, version
+        assert accumulation_rule(release, "BertLMHeadModel") == causal, version

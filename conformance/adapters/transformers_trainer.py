@@ -136,34 +136,53 @@ class TrainerMethods:
 
     def trainer_accumulation(self, case, steps, accumulation):
         """Train a copy of `case`'s model for `steps` optimizer steps through a Trainer with a default
-        TrainingArguments but `gradient_accumulation_steps=accumulation`: per step, `trainer.training_step` on each
-        of `accumulation` micro-batches (the case's rows split in order, `numpy.array_split`), then, as
-        `Trainer.train` does, `clip_grad_norm_` to `max_grad_norm`, the optimizer's and the scheduler's step and
-        `zero_grad`. Returns `names`, `aliases` (as `train_steps`), `initial` and per step `lr` (the first
-        group's, as the step used it) and `params` ({name: float64 array})."""
+        TrainingArguments but `gradient_accumulation_steps=accumulation`, as `Trainer.train`'s inner loop does: per
+        step, the micro-batches (the case's rows split in order, `numpy.array_split`) counted by the Trainer's
+        `get_batch_samples` where it exists (from 4.46: `num_items_in_batch`), then `trainer.training_step` on each
+        (with that count where it takes one), `clip_grad_norm_` to `max_grad_norm`, the optimizer's and the
+        scheduler's step and `zero_grad`. Returns `names`, `aliases` (as `train_steps`), `initial` and per step `lr`
+        (the first group's, as the step used it), `loss` (the sum of training_step's returned losses), `num_items`
+        (the count passed, or None), `grads` (the accumulated gradients before clipping) and `params` after the step
+        ({name: float64 array})."""
         model = copy.deepcopy(self.build(case, "eager", "cpu", "float64")[0])
         args = self._default_training_arguments()
         args.gradient_accumulation_steps = accumulation
         trainer = self.transformers.Trainer(model=model, args=args)
         trainer.create_optimizer_and_scheduler(steps)
+        trainer.current_gradient_accumulation_steps = accumulation  # set by train() per step from 4.49
         optimizer, scheduler = trainer.optimizer, trainer.lr_scheduler
         named = dict(model.named_parameters())
         batch = {**case.inputs, **case.labels}
         micro = [{k: torch.from_numpy(np.array(np.array_split(v, accumulation)[i], order="C")) for k, v in
                   batch.items()} for i in range(accumulation)]
         history, initial = [], {n: to_numpy(p) for n, p in named.items()}
+        takes_count = "num_items_in_batch" in inspect.signature(trainer.training_step).parameters
         model.zero_grad()
         for _ in range(steps):
-            for inputs in micro:
-                trainer.training_step(model, dict(inputs))
+            count = self._num_items_in_batch(trainer, micro) if takes_count else None
+            extra = (count,) if takes_count else ()
+            loss = sum(float(trainer.training_step(model, dict(inputs), *extra)) for inputs in micro)
+            grads = {n: to_numpy(torch.zeros_like(p) if p.grad is None else p.grad) for n, p in named.items()}
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
             lr = optimizer.param_groups[0]["lr"]
             optimizer.step()
             scheduler.step()
             model.zero_grad()
-            history.append({"lr": lr, "params": {n: to_numpy(p) for n, p in named.items()}})
+            history.append({"lr": lr, "loss": loss, "grads": grads, "num_items": None if count is None else
+                            float(count), "params": {n: to_numpy(p) for n, p in named.items()}})
         aliases = {alias: first for alias, first in self._aliases(model).items() if alias != first}
         return {"names": list(named), "aliases": aliases, "initial": initial, "steps": history}
+
+    @staticmethod
+    def _num_items_in_batch(trainer, micro):
+        """The count `Trainer.train` passes to each training_step of an accumulated step: its `get_batch_samples`
+        over the micro-batches (a device argument from 5.0), or None."""
+        if not hasattr(trainer, "get_batch_samples"):
+            return None
+        takes_device = "device" in inspect.signature(trainer.get_batch_samples).parameters
+        extra = (trainer.args.device,) if takes_device else ()
+        _, count = trainer.get_batch_samples(iter([dict(m) for m in micro]), len(micro), *extra)
+        return count
 
     @staticmethod
     def _aliases(model):

@@ -6,7 +6,7 @@ from reference import BertSpec, optim, schedules, training
 from reference import backward as ref_backward
 from reference.training import TRAINER_DEFAULTS
 
-from ..check import Check
+from ..check import CAUSAL_LOSS_FLOAT32, Check
 from ..compare import Comparison, compare, tolerance
 from .train_cases import reference_batch, zero_dropout_cases
 
@@ -50,13 +50,33 @@ def trainer_defaults(adapter, case, target):
 
 
 NUM_ITEMS_CHANGE = "trainer-num-items-in-batch"
+DIVISION_CHANGE = "trainer-accumulation-divides-unless-loss-kwargs"
+FORWARD_KWARGS_CHANGE = "bert-forward-takes-kwargs"
+CAUSAL_LOSS_CHANGE = "causal-lm-loss-function"
 ACCUMULATION_STEPS = 2
 
 
-def _accumulation_applies(adapter):
-    return adapter.trainer_unavailable() or (
-        adapter.has(NUM_ITEMS_CHANGE) and f"the Trainer's num_items_in_batch loss scaling ({NUM_ITEMS_CHANGE}) is "
-        "not modelled by this check")
+def accumulation_rule(adapter, head):
+    """The rule (`reference.training.accumulation_weights`) by which `head`'s accumulated step weighs its
+    micro-batches' mean losses under the release's Trainer: "mean" before num_items_in_batch (4.46); from it, a head
+    whose forward takes **kwargs gets the count and the loss is not divided (the causal LM: "num_items", its loss
+    divides its sum by the count; a classification head, whose loss is its own mean: "sum"); any other head's loss is
+    divided only when no count was passed ("sum": the Trainer passes one) until 4.48.1, then unless the forward takes
+    **kwargs ("mean")."""
+    if not adapter.has(NUM_ITEMS_CHANGE):
+        return "mean"
+    causal = head == "BertLMHeadModel"
+    if adapter.has(FORWARD_KWARGS_CHANGE) or (causal and adapter.has(CAUSAL_LOSS_CHANGE)):
+        return "num_items" if causal else "sum"
+    return "mean" if adapter.has(DIVISION_CHANGE) else "sum"
+
+
+def _label_counts(head, micro):
+    """Per micro-batch: the items its loss counts (labels not -100; the causal LM's after the shift) and the items the
+    Trainer counts (labels not -100, unshifted)."""
+    loss_counts = [int(np.sum(mb["labels"][..., 1:] != -100 if head == "BertLMHeadModel" else mb["labels"] != -100))
+                   for mb in micro]
+    return loss_counts, int(sum(np.sum(mb["labels"] != -100) for mb in micro))
 
 
 def _adamw_scheduled(initial, grads, steps, variant):
@@ -76,9 +96,11 @@ def _adamw_scheduled(initial, grads, steps, variant):
 
 def trainer_accumulation(adapter, case, target):
     """Two optimizer steps of a default Trainer with gradient_accumulation_steps 2 (the batch's rows split in two
-    micro-batches, each through `training_step`): the gradient is the mean of the micro-batches' mean-loss gradients,
-    clipped to norm 1, then the default AdamW and linear schedule; parameters and learning rate after each step
-    equal the reference's own trajectory from the same initial weights (reference.backward.gradients)."""
+    micro-batches, each through `training_step` with the Trainer's num_items_in_batch where it passes one): the step's
+    loss and gradient weigh the micro-batches' mean-loss gradients by the release's rule (`accumulation_rule`: the
+    mean of the means, every item over the total count, or the means added), the count is the labels not -100; the
+    gradient clipped to norm 1, then the default AdamW and linear schedule: loss, gradient, learning rate and
+    parameters of each step equal the reference's own trajectory from the same initial weights."""
     d = TRAINER_DEFAULTS
     rows = len(next(iter(case.inputs.values())))
     acc = min(ACCUMULATION_STEPS, rows)
@@ -86,18 +108,31 @@ def trainer_accumulation(adapter, case, target):
     got = adapter.trainer_accumulation(case.copy(), steps, acc)
     spec = BertSpec.from_mapping(case.config)
     variant = "torch" if adapter.has(DEFAULT_OPTIMIZER_CHANGE) else "transformers"
+    rule = accumulation_rule(adapter, case.head)
     batch = reference_batch(adapter, case)
     micro = [{k: np.array_split(v, acc)[i] if isinstance(v, np.ndarray) else v for k, v in batch.items()}
              for i in range(acc)]
-    names, tol = got["names"], tolerance("float64", "cpu")
+    loss_counts, trainer_count = _label_counts(case.head, micro)
+    weights = training.accumulation_weights(loss_counts, rule, trainer_count)
+    names = got["names"]
+    tol = tolerance("float32" if CAUSAL_LOSS_FLOAT32.holds(adapter) and case.head == "BertLMHeadModel"
+                    else "float64", "cpu")
     params, history, results = dict(got["initial"]), [], []
     for t, step in enumerate(got["steps"]):
-        weights = dict(params, **{a: params[n] for a, n in got["aliases"].items()})
-        total = {n: np.zeros_like(params[n]) for n in names}
-        for mb in micro:
-            _, grads = ref_backward.gradients(case.head, weights, spec, **mb)
+        if step["num_items"] is not None:
+            results.append(_exact(f"step {t}: num_items_in_batch", step["num_items"], float(trainer_count)))
+        weighted = dict(params, **{a: params[n] for a, n in got["aliases"].items()})
+        total, loss = {n: np.zeros_like(params[n]) for n in names}, 0.0
+        for w, mb in zip(weights, micro):
+            if w == 0:  # a micro-batch without counted items adds nothing under num_items_in_batch
+                continue
+            mean_loss, grads = ref_backward.gradients(case.head, weighted, spec, **mb)
+            loss += w * mean_loss
             for n in names:
-                total[n] = total[n] + np.asarray(grads[n], dtype=np.float64) / acc
+                total[n] = total[n] + w * np.asarray(grads[n], dtype=np.float64)
+        results.append(compare(f"step {t}: loss ({rule})", np.asarray(step["loss"]), np.asarray(loss), tol))
+        results += [compare(f"step {t}: gradient {n} ({rule})", step["grads"][n], total[n], tol, scale=1.0)
+                    for n in names]
         clipped, _ = training.clip_grad_norm([total[n] for n in names], d["max_norm"])
         history.append(clipped)
         lr = d["lr"] * schedules.linear(t, num_warmup_steps=0, num_training_steps=steps)
@@ -122,7 +157,7 @@ CHECKS = [
 CHECKS += [
     Check(f"train.trainer.accumulation.{name}", "train", head, trainer_accumulation.__doc__,
           zero_dropout_cases(head, labels=labels), kind="property", prop=trainer_accumulation, once=True,
-          cpu_only=True, applies=_accumulation_applies, max_examples=4)
+          cpu_only=True, applies=lambda adapter: adapter.trainer_unavailable(), max_examples=4)
     for name, head, labels in (("sequence_classification", "BertForSequenceClassification", "class"),
                                ("token_classification", "BertForTokenClassification", "tokens"))
 ]
