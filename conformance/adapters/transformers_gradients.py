@@ -7,6 +7,11 @@ import time
 import numpy as np
 import torch
 
+from .torch_models import TORCH_DTYPES
+
+FLOAT_INPUTS = ("head_mask", "encoder_hidden_states")  # forward arguments in the model's dtype
+INPUT_GRADS = ("encoder_hidden_states",)  # float inputs whose gradient is returned too
+
 
 class GradientMethods:
     """The gradient of the loss with respect to every parameter, through autograd."""
@@ -16,9 +21,16 @@ class GradientMethods:
         model of `build` (the case's weights loaded), every `.grad` cleared, `loss.backward()`, and each parameter's
         `.grad` read under every state-dict name of it (tied parameters, e.g. the word embeddings and the MLM
         decoder, under each of their names, one shared gradient); a parameter the loss does not reach (`.grad`
-        None) has gradient zeros. The `.grad`s are cleared again after, so the cached model carries none."""
+        None) has gradient zeros. The `.grad`s are cleared again after, so the cached model carries none. Float
+        inputs (`head_mask`, `encoder_hidden_states`) are given in the model's dtype, as a user must; the
+        encoder states as a leaf that requires grad, whose gradient is returned under "encoder_hidden_states"."""
         model, weights = self.build(case, attn, device, dtype)
-        kwargs = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in case.inputs.items()}
+        kwargs = {}
+        for k, v in case.inputs.items():
+            tensor = torch.from_numpy(np.ascontiguousarray(v)).to(device)
+            if k in FLOAT_INPUTS:
+                tensor = tensor.to(TORCH_DTYPES[dtype]).requires_grad_(k in INPUT_GRADS)
+            kwargs[k] = tensor
         kwargs.update({k: torch.from_numpy(np.array(v, order="C")).to(device) for k, v in case.labels.items()})
         if case.num_items_in_batch is not None:
             kwargs["num_items_in_batch"] = case.num_items_in_batch
@@ -36,4 +48,9 @@ class GradientMethods:
         finally:
             self.bare_seconds += time.perf_counter() - start
             model.zero_grad(set_to_none=True)
-        return loss_value, {name: grads[name] for name in weights}, weights
+        result = {name: grads[name] for name in weights}
+        for k in INPUT_GRADS:
+            if k in kwargs:
+                g = kwargs[k].grad
+                result[k] = np.zeros(tuple(kwargs[k].shape)) if g is None else g.detach().to("cpu", torch.float64).numpy()
+        return loss_value, result, weights

@@ -55,4 +55,19 @@ MUTANTS = [
            "the embedding LayerNorm's weight is detached: it gets no gradient", MODELING_BERT, _EMBEDDING_NORM,
            "embeddings = nn.functional.layer_norm(embeddings, self.LayerNorm.normalized_shape, "
            "self.LayerNorm.weight.detach(), self.LayerNorm.bias, self.LayerNorm.eps)", GRADIENTS, ">=4.4"),
+    Mutant("backward.relative_distance_embedding_detached@4.4", "backward",
+           "the relative position scores read detached distance embeddings: distance_embedding gets no gradient",
+           MODELING_BERT, "positional_embedding = positional_embedding.to(dtype=query_layer.dtype)",
+           "positional_embedding = positional_embedding.detach().to(dtype=query_layer.dtype)",
+           "gradients.relative_positions", "<5.0"),
+    Mutant("backward.cross_attention_keys_detached", "backward",
+           "cross-attention keys read detached encoder states: encoder_hidden_states get gradient only through the "
+           "values", MODELING_BERT, "key_layer = self.key(encoder_hidden_states).view(",
+           "key_layer = self.key(encoder_hidden_states.detach()).view(", "gradients.cross_attention", ">=5.0"),
+    Mutant("backward.cross_attention_keys_detached@4.4", "backward",
+           "cross-attention keys read detached encoder states: encoder_hidden_states get gradient only through the "
+           "values (float32: before 4.21 a float64 decoder refuses encoder states)", MODELING_BERT,
+           "key_layer = self.transpose_for_scores(self.key(encoder_hidden_states))",
+           "key_layer = self.transpose_for_scores(self.key(encoder_hidden_states.detach()))",
+           "gradients.cross_attention", "<4.54", path="float32"),
 ]
