@@ -332,3 +332,13 @@ CHANGES += [  # noqa: F405
            "first pass too (where relative positions read it: the known bug relative-positions-cache-on-first-pass)",
            ("surface.relative_positions.causal",)),
 ]
+
+
+CHANGES += [  # noqa: F405
+    Change("whole-word-mask-collator-removed", "5.20.0", "masking",
+           "DataCollatorForWholeWordMask is gone",
+           "DataCollatorForWholeWordMask(tokenizer, ...) masks whole words (a '##' piece with the word it continues); "
+           "from 4.57 a deprecated subclass of DataCollatorForLanguageModeling with whole_word_mask=True",
+           "no such class (ImportError): DataCollatorForLanguageModeling(whole_word_mask=True) is the only whole-word "
+           "masking", ("catalog.collator_fields",)),
+]

@@ -1,16 +1,20 @@
 """Catalog checks: every BertConfig field, forward keyword, activation and collator field of a release is exercised by
-a check or listed out of scope.
+a check or listed out of scope, and the release offers exactly the names recorded for it.
 
 Like `schedule.catalog`: the installed release's catalog (`adapter.surface_catalog()`) against the classification
-in `catalog_tables`; a name the release offers that the tables do not classify fails until it is classified, and
-a name classified as exercised must name checks that exist (an id, or an id prefix, of a check declared under
-`conformance/checks/`), so a classification cannot point at nothing.
+in `catalog_tables` and the spans of releases in `catalog_releases`, both ways: a name the release offers that the
+tables do not classify, or whose recorded span does not cover the release, fails until it is classified and its
+span recorded; a name whose span covers the release and that the release lacks fails until its removal is recorded
+(the span's end, a drift change where a behaviour goes with it). A name classified as exercised must name checks
+that exist (an id, or an id prefix, of a check declared under `conformance/checks/`), so a classification cannot
+point at nothing.
 """
 
 import importlib
 import pkgutil
 
 from hypothesis import strategies as st
+from packaging.version import Version
 
 from reference.activations import ACTIVATIONS
 
@@ -18,6 +22,8 @@ from .. import checks as checks_package
 from ..case import SubjectCase
 from ..check import Check
 from ..compare import Comparison
+from ..drift import CHANGES_BY_ID
+from .catalog_releases import expected, recorded
 from .catalog_tables import classification
 
 
@@ -35,23 +41,51 @@ def resolves(reference, ids):
     return any(i == reference or i.startswith(reference) for i in ids)
 
 
+def reached(adapter):
+    """boundary -> whether the adapter's release is at or after it: a drift change id as the adapter's `has` answers,
+    a release number against the adapter's version (the spans of `catalog_releases`)."""
+    def at(boundary):
+        if boundary in CHANGES_BY_ID:
+            return adapter.has(boundary)
+        return Version(str(adapter.version)) >= Version(boundary)
+    return at
+
+
 def classified(adapter, kinds):
-    """The comparisons of the catalog kinds `kinds` (a prefix of `surface_catalog`'s keys): per kind, every name
-    classified, and every exercised name's checks declared."""
+    """The comparisons of the catalog kinds `kinds` (a prefix of `surface_catalog`'s keys): per kind, every name the
+    release offers classified and recorded for this release, every name recorded for it offered, and every
+    exercised name's checks declared."""
     catalog = {kind: names for kind, names in adapter.surface_catalog().items() if kind.startswith(kinds)}
+    due = {kind: names for kind, names in expected(reached(adapter)).items() if kind.startswith(kinds)}
     ids = declared_check_ids() | {check.id for check in CHECKS}
     results = []
-    for kind, names in sorted(catalog.items()):
-        unclassified, dangling = [], []
+    for kind in sorted(set(catalog) | set(due)):
+        names, want = catalog.get(kind), due.get(kind)
+        if names is None or want is None:
+            results.append(Comparison(f"{kind}: offered", False, 0.0,
+                                      f"{adapter!r} {'lacks' if names is None else 'offers'} {kind}, recorded in "
+                                      "conformance/checks/catalog_releases.py for "
+                                      f"{'this release' if names is None else 'other releases only'}"))
+            continue
+        unclassified, unrecorded, dangling = [], [], []
         for name in names:
             exercised, reason = classification(kind, name, ACTIVATIONS)
             if exercised:
                 dangling += [f"{name} -> {ref}" for ref in exercised if not resolves(ref, ids)]
             elif not reason:
                 unclassified.append(name)
-        results.append(Comparison(f"{kind}: unclassified", not unclassified, 0.0,
-                                  f"{adapter!r} offers {kind} {unclassified}, neither exercised by a check nor out of "
-                                  "scope in conformance/checks/catalog_tables.py" if unclassified else ""))
+            if name not in want:
+                unrecorded.append(f"{name} (recorded: {recorded(kind, name)})")
+        removed = [f"{name} (recorded: {recorded(kind, name)})" for name in sorted(want - set(names))]
+        results.append(Comparison(f"{kind}: unclassified", not unclassified and not unrecorded, 0.0, "; ".join(
+            ([f"{adapter!r} offers {kind} {unclassified}, neither exercised by a check nor out of scope in "
+              "conformance/checks/catalog_tables.py"] if unclassified else []) +
+            ([f"{adapter!r} offers {kind} {unrecorded}, outside the releases recorded for them in "
+              "conformance/checks/catalog_releases.py"] if unrecorded else []))))
+        results.append(Comparison(f"{kind}: removed", not removed, 0.0,
+                                  f"{adapter!r} lacks {kind} {removed}, recorded as offered by this release in "
+                                  "conformance/checks/catalog_releases.py: record the release that removed it (a "
+                                  "drift change where a behaviour goes with it)" if removed else ""))
         results.append(Comparison(f"{kind}: exercised by no declared check", not dangling, 0.0,
                                   f"{kind}: {dangling} name checks that are not declared" if dangling else ""))
     if not catalog:
