@@ -334,6 +334,36 @@ CHANGES += [  # noqa: F405
 ]
 
 
+def _mask_4d_example():
+    import numpy as np
+
+    from reference.encoder import bert_model
+    spec, weights = _tiny_surface_model()
+    ids, mask = np.array([[1, 2, 0]]), np.array([[[[1, 0, 0], [1, 1, 0], [0, 1, 1]]]])
+
+    def hidden(rule):
+        return fmt(bert_model(weights, spec, ids, mask, prefix="", add_pooling_layer=False, mask_4d=rule)[0])
+    return {"input": "BertModel, input_ids [[1, 2, 0]], attention_mask [[[[1, 0, 0], [1, 1, 0], [0, 1, 1]]]] "
+                     "(int64, [batch, 1, query, key]; one layer, hidden 4, two heads, weights N(0, 1) seed 0)",
+            "old": "refused (ValueError: Wrong shape for input_ids (shape torch.Size([1, 3])) or attention_mask "
+                   "(shape torch.Size([1, 1, 3, 3])))",
+            "new": "eager: last_hidden_state " + hidden("additive") + " (the 0/1 entries added to the scaled scores); "
+                   "as a bool mask under sdpa: " + hidden("keep") + " (a keep-mask); as int64 under sdpa: refused "
+                   "(RuntimeError: Expected attn_mask dtype to be bool or float or to match query dtype)"}
+
+
+CHANGES += [  # noqa: F405
+    Change("attention-mask-4d-prepared", "5.0.0", "surface",
+           "A 4D attention mask [batch, 1 or heads, query, key] is taken as the attention implementation's own mask",
+           "refused by every attention implementation: ValueError (get_extended_attention_mask: 'Wrong shape for "
+           "input_ids ... or attention_mask'; 4.41-4.53 sdpa: 'too many values to unpack')",
+           "masking_utils passes a 4D mask on as it is (a decoder adds no causal mask to it): eager adds it to the "
+           "scaled scores whatever its dtype (a bool or 0/1 mask is a bias of 0 and 1, not a mask); sdpa hands it "
+           "to torch, which takes bool as a keep-mask (a query with no key gets 0), float as an additive bias, and "
+           "refuses int (RuntimeError)", ("surface.masks_4d",), _mask_4d_example),
+]
+
+
 CHANGES += [  # noqa: F405
     Change("whole-word-mask-collator-removed", "5.20.0", "masking",
            "DataCollatorForWholeWordMask is gone",

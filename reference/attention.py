@@ -71,3 +71,36 @@ def layer_head_mask(head_mask, num_layers, num_heads):
     if mask.shape != (num_layers, num_heads):
         raise ReferenceInputError(f"head_mask must be [num_heads] or [num_layers, num_heads], got {mask.shape}")
     return mask
+
+
+MASK_4D = ("refuse", "keep", "additive")
+
+
+def mask_4d(mask, rule, num_heads, fully_masked="refuse"):
+    """A 4D attention mask [batch, 1 or num_heads, query, key] as (allowed, bias), both [batch, 1 or heads, query,
+    key], by `rule` (`MASK_4D`):
+
+    - "refuse": the mask is refused (transformers 4.x: ValueError, a mask must be [batch, key] or [batch, query,
+      key]; 5.x sdpa refuses an integer mask).
+    - "keep": nonzero entries are the keys a query may attend to (0/1 or bool); bias 0. A query with no key follows
+      `fully_masked` (`attention_probs`).
+    - "additive": the mask's values, whatever its dtype (bool True is 1), are added to the scaled scores
+      Q K^T / sqrt(head_size); every key stays allowed (transformers 5.x eager, and sdpa for a float mask).
+
+    Either way the mask is the whole mask: a decoder's causal mask is not added to it.
+    """
+    if rule not in MASK_4D:
+        raise ReferenceInputError(f"unknown 4D mask rule {rule!r}")
+    mask = np.asarray(mask)
+    if mask.ndim != 4 or mask.shape[1] not in (1, num_heads) or mask.shape[2] != mask.shape[3]:
+        raise ReferenceInputError(f"a 4D attention mask must be [batch, 1 or {num_heads}, query, key], got {mask.shape}")
+    if rule == "refuse":
+        raise ReferenceInputError("a 4D attention mask is refused")
+    if rule == "additive":
+        return np.ones(mask.shape, dtype=bool), mask.astype(np.float64)
+    if not np.isin(mask, (0, 1)).all():
+        raise ReferenceInputError("a 4D keep-mask must hold only 0 and 1")
+    allowed = mask.astype(bool)
+    if fully_masked == "refuse" and not allowed.any(axis=-1).all():
+        raise ReferenceInputError("a query position attends to no key (fully masked row); its output is undefined")
+    return allowed, np.zeros(mask.shape)

@@ -71,12 +71,13 @@ def embeddings(weights, spec: BertSpec, input_ids, token_type_ids=None, position
     return layer_norm(x, weights[p + "LayerNorm.weight"], weights[p + "LayerNorm.bias"], spec.layer_norm_eps)
 
 
-def allowed_keys(attention_mask, is_decoder, fully_masked="refuse"):
+def allowed_keys(attention_mask, is_decoder, fully_masked="refuse", causal_3d=True):
     """Which keys each query may attend to, as bool [batch, query, key].
 
     A key is visible when its attention_mask entry is 1 ([batch, key], or [batch, query, key] for a mask per
     query); a decoder additionally hides keys after the query (causal). A query that sees no key at all has no defined output: refused unless `fully_masked` names another
-    rule of `reference.attention.FULLY_MASKED` (which `attention_probs` then applies).
+    rule of `reference.attention.FULLY_MASKED` (which `attention_probs` then applies). With `causal_3d` False a
+    [batch, query, key] mask is the whole mask, a decoder's too (no causal mask added; transformers 4.x's rule).
     """
     mask = np.asarray(attention_mask)
     if not np.isin(mask, (0, 1)).all():
@@ -84,7 +85,7 @@ def allowed_keys(attention_mask, is_decoder, fully_masked="refuse"):
     length = mask.shape[-1]
     per_query = mask if mask.ndim == 3 else mask[:, None, :]
     allowed = np.broadcast_to(per_query.astype(bool), (mask.shape[0], length, length))
-    if is_decoder:
+    if is_decoder and (mask.ndim == 2 or causal_3d):
         allowed = allowed & np.tril(np.ones((length, length), dtype=bool))
     if fully_masked == "refuse" and not allowed.any(axis=-1).all():
         raise ReferenceInputError("a query position attends to no key (fully padded row); its output is undefined")
@@ -100,7 +101,7 @@ def masked_softmax(scores, allowed):
 
 
 def self_attention(x, weights, spec: BertSpec, allowed, prefix, head_mask=None, fully_masked="refuse",
-                   record=None):
+                   record=None, bias=None):
     """Multi-head scaled dot-product attention: softmax(Q K^T / sqrt(head_size)) V per head, heads concatenated.
 
     `allowed` is [batch, query, key]; `prefix` ends in `attention.`. Returns the attention block's output after
@@ -108,6 +109,8 @@ def self_attention(x, weights, spec: BertSpec, allowed, prefix, head_mask=None, 
     scores of `attention.relative_position_scores` (table `self.distance_embedding.weight`) join Q K^T before the
     scaling. A query that sees no key follows `fully_masked` (`attention.attention_probs`); `head_mask` ([heads])
     multiplies each head's probabilities; `record` (a list) receives the probabilities, [B, H, L, L], as used.
+    `allowed` may also be [batch, 1 or heads, query, key] (a 4D mask), and `bias` (same shape, from
+    `attention.mask_4d`) is added to the scaled scores.
     """
     batch, length, hidden = x.shape
     heads, size = spec.num_attention_heads, spec.head_size
@@ -123,10 +126,12 @@ def self_attention(x, weights, spec: BertSpec, allowed, prefix, head_mask=None, 
     if spec.position_embedding_type != "absolute":
         scores = scores + attention.relative_position_scores(
             q, k, weights[p + "distance_embedding.weight"], spec.max_position_embeddings, spec.position_embedding_type)
+    allowed = allowed if allowed.ndim == 4 else allowed[:, None]
+    scaled = scores / np.sqrt(size) + (0.0 if bias is None else bias)
     if fully_masked == "refuse":
-        probs = masked_softmax(scores / np.sqrt(size), allowed[:, None])
+        probs = masked_softmax(scaled, allowed)
     else:
-        probs = attention.attention_probs(scores / np.sqrt(size), allowed[:, None], fully_masked)
+        probs = attention.attention_probs(scaled, allowed, fully_masked)
     if head_mask is not None:
         probs = probs * np.asarray(head_mask, dtype=np.float64)[None, :, None, None]
     if record is not None:
@@ -137,10 +142,11 @@ def self_attention(x, weights, spec: BertSpec, allowed, prefix, head_mask=None, 
     return layer_norm(out + x, weights[o + "LayerNorm.weight"], weights[o + "LayerNorm.bias"], spec.layer_norm_eps)
 
 
-def encoder_layer(x, weights, spec: BertSpec, allowed, prefix, head_mask=None, fully_masked="refuse", record=None):
+def encoder_layer(x, weights, spec: BertSpec, allowed, prefix, head_mask=None, fully_masked="refuse", record=None,
+                  bias=None):
     """One transformer layer (post-LN): attention block, then dense -> activation -> dense, residual, LayerNorm.
-    `head_mask`, `fully_masked` and `record` go to `self_attention`."""
-    x = self_attention(x, weights, spec, allowed, prefix + "attention.", head_mask, fully_masked, record)
+    `head_mask`, `fully_masked`, `record` and `bias` go to `self_attention`."""
+    x = self_attention(x, weights, spec, allowed, prefix + "attention.", head_mask, fully_masked, record, bias)
     act = activation(spec.hidden_act)
     h = act(linear(x, weights[prefix + "intermediate.dense.weight"], weights[prefix + "intermediate.dense.bias"]))
     o = prefix + "output."
@@ -167,6 +173,8 @@ def bert_model(
     head_mask=None,
     fully_masked="refuse",
     record=None,
+    mask_4d="refuse",
+    causal_3d=True,
 ):
     """BertModel: embeddings, `num_hidden_layers` encoder layers, and optionally the pooler.
 
@@ -175,6 +183,9 @@ def bert_model(
     `head_mask` ([heads] or [layers, heads]) scales each layer's attention probabilities; a query that sees no key
     follows `fully_masked` (`reference.attention`); `record` (a dict) receives "hidden_states" (the embeddings
     output and every layer's output, num_hidden_layers + 1 arrays) and "attentions" (each layer's probabilities).
+    A 4D `attention_mask` [batch, 1 or heads, query, key] follows `mask_4d` (`attention.mask_4d`: refused by
+    default, a keep-mask or an additive bias); it is the whole mask (a decoder adds no causal mask to it); so is a
+    [batch, query, key] mask with `causal_3d` False (`allowed_keys`).
     """
     shape = np.shape(inputs_embeds)[:2] if inputs_embeds is not None else np.shape(input_ids)
     if input_ids is not None:
@@ -183,16 +194,22 @@ def bert_model(
             raise ReferenceInputError(f"input_ids must be [batch, sequence], got shape {input_ids.shape}")
     if attention_mask is None:
         attention_mask = np.ones(shape, dtype=np.int64)
-    if np.shape(attention_mask) not in (tuple(shape), tuple(shape) + tuple(shape[-1:])):
+    bias = None
+    if np.ndim(attention_mask) == 4:
+        if np.shape(attention_mask)[::2] != (shape[0], shape[1]) or np.shape(attention_mask)[3] != shape[1]:
+            raise ReferenceInputError(f"attention_mask shape {np.shape(attention_mask)} != input shape {tuple(shape)}")
+        allowed, bias = attention.mask_4d(attention_mask, mask_4d, spec.num_attention_heads, fully_masked)
+    elif np.shape(attention_mask) not in (tuple(shape), tuple(shape) + tuple(shape[-1:])):
         raise ReferenceInputError(f"attention_mask shape {np.shape(attention_mask)} != input shape {tuple(shape)}")
-    allowed = allowed_keys(attention_mask, spec.is_decoder, fully_masked)
+    else:
+        allowed = allowed_keys(attention_mask, spec.is_decoder, fully_masked, causal_3d)
     masks = None if head_mask is None else attention.layer_head_mask(head_mask, spec.num_hidden_layers,
                                                                      spec.num_attention_heads)
     x = embeddings(weights, spec, input_ids, token_type_ids, position_ids, prefix, inputs_embeds)
     hidden_states, attentions = [x], []
     for i in range(spec.num_hidden_layers):
         x = encoder_layer(x, weights, spec, allowed, f"{prefix}encoder.layer.{i}.", None if masks is None else masks[i],
-                          fully_masked, None if record is None else attentions)
+                          fully_masked, None if record is None else attentions, bias)
         hidden_states.append(x)
     if record is not None:
         record["hidden_states"], record["attentions"] = hidden_states, attentions

@@ -21,12 +21,13 @@ class SurfaceMethods:
         `output_hidden_states`, as a user passes them); return (outputs, weights). `outputs` holds the head's
         outputs and `last_hidden_state` as numpy float64, and, where the model returned them, `hidden_states` and
         `attentions` as lists of arrays (None where the model returned none; an empty tuple is an empty list).
-        Float inputs are converted to the model's dtype, as a user must."""
+        Float inputs (a float attention mask too) are converted to the model's dtype, as a user must."""
         model, weights = self.build(case, attn, device, dtype)
         kwargs = {}
         for key, value in case.inputs.items():
             tensor = torch.from_numpy(np.ascontiguousarray(value)).to(device)
-            kwargs[key] = tensor.to(TORCH_DTYPES[dtype]) if key in FLOAT_INPUTS else tensor
+            floating = key in FLOAT_INPUTS or (key == "attention_mask" and value.dtype.kind == "f")
+            kwargs[key] = tensor.to(TORCH_DTYPES[dtype]) if floating else tensor
         options = dict(getattr(case, "options", {}))
         start = time.perf_counter()
         try:

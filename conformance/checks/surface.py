@@ -12,19 +12,39 @@ import numpy as np
 from reference import BertSpec
 from reference import heads as ref_heads
 
+from ..batch import each_case
 from ..case import logit_keys
 from ..check import SDPA_FLOAT64_CAUSAL_MASK, Check
+from ..known_bugs import judged
 from ..compare import CONDITIONING, EPS, Comparison, compare, conditioned, rounding, tolerance
-from .surface_cases import SurfaceCase, surface_strategy
+from .surface_draw import DECODER_HEADS, SURFACE_HEADS, UNTIED_HEADS, SurfaceBatch, surface_batch_strategy
 
 ADDITIVE_MASK = -10000.0  # the masked value of transformers before 4.21
 ADDITIVE_MASK_ROUNDING = "additive-mask-rounding"
 
 
-def rules(adapter, target):
+def mask_4d_rule(adapter, target, mask):
+    """How the release takes a 4D attention mask (`reference.attention.mask_4d`): refused before 5.0; from 5.0 the
+    attention implementation's own prepared mask: eager adds it to the scores whatever its dtype, sdpa (torch) takes
+    a bool mask as a keep-mask, a float one as an additive bias and refuses an integer one."""
+    if not adapter.has("attention-mask-4d-prepared"):
+        return "refuse"
+    if target.attn != "sdpa":
+        return "additive"
+    kind = np.asarray(mask).dtype.kind
+    return "keep" if kind == "b" else "additive" if kind == "f" else "refuse"
+
+
+def mask_4d_refusal(adapter):
+    """The exception a refused 4D mask raises: ValueError before 5.0 (get_extended_attention_mask: wrong shape),
+    RuntimeError from 5.0 (torch's sdpa refuses an integer mask)."""
+    return RuntimeError if adapter.has("attention-mask-4d-prepared") else ValueError
+
+
+def rules(adapter, target, case=None):
     """The release's rules for the reference: the fully-masked-query rule (`reference.attention`), whether
     relative positions and head_mask still exist, whether sdpa returns attention probabilities, the untied
-    decoder's bias."""
+    decoder's bias, and for a `case` with a 4D mask, how it is taken (`mask_4d_rule`)."""
     sdpa = target.attn == "sdpa"
     if sdpa and adapter.has("sdpa-fully-masked-query-zero"):
         fully_masked = "zero"
@@ -34,7 +54,9 @@ def rules(adapter, target):
             "relative": not adapter.has("relative-position-embeddings-removed"),
             "head_mask": not adapter.has("head-mask-removed"),
             "attentions": not (sdpa and adapter.has("sdpa-output-attentions-dropped")),
-            "decoder_bias": "own" if adapter.has("untied-decoder-own-bias") else "shared"}
+            "decoder_bias": "own" if adapter.has("untied-decoder-own-bias") else "shared",
+            "mask_4d": "refuse" if case is None or np.ndim(case.inputs.get("attention_mask")) != 4
+            else mask_4d_rule(adapter, target, case.inputs["attention_mask"])}
 
 
 def surface_spec(config, rule):
@@ -49,7 +71,9 @@ def expected_outputs(case, weights, rule):
     head's only with hidden states asked for), `hidden_states.i` and `attentions.i` when asked for."""
     inputs = dict(case.inputs)
     record = {}
-    surface = {"fully_masked": rule["fully_masked"], "record": record,
+    # transformers takes a [batch, query, key] or 4D mask as the whole mask: a decoder adds no causal mask to it
+    surface = {"fully_masked": rule["fully_masked"], "record": record, "mask_4d": rule.get("mask_4d", "refuse"),
+               "causal_3d": False,
                "inputs_embeds": inputs.pop("inputs_embeds", None)}
     head_mask = inputs.pop("head_mask", None)
     if rule["head_mask"]:
@@ -59,7 +83,7 @@ def expected_outputs(case, weights, rule):
                                                                  "BertLMHeadModel") else {}
     out = ref_heads.HEADS[case.head](weights, surface_spec(case.config, rule), **inputs, surface=surface, **kw)
     flat = {key: out[key] for key in logit_keys(case.head)}
-    options = case.options
+    options = getattr(case, "options", {})  # a known bug's counterexample may be read as a plain Case
     if case.head == "BertModel" or options.get("output_hidden_states"):
         flat["last_hidden_state"] = out["last_hidden_state"]
     if options.get("output_hidden_states"):
@@ -87,7 +111,8 @@ def _sensitivity(case, weights, rule, dtype, base, draws=2):
             return w * (1 + EPS[dtype] * rng.choice((-1.0, 1.0), size=np.shape(w)))
 
         perturbed = {name: jitter(w) for name, w in weights.items()}
-        inputs = {k: jitter(v) if k == "inputs_embeds" else v for k, v in case.inputs.items()}
+        inputs = {k: jitter(v) if k == "inputs_embeds" or (k == "attention_mask" and v.dtype.kind == "f") else v
+                  for k, v in case.inputs.items()}
         out = expected_outputs(replace(case, inputs=inputs), perturbed, rule)
         for key in moved:
             moved[key] = np.fmax(moved[key], np.abs(out[key] - base[key]))
@@ -96,7 +121,7 @@ def _sensitivity(case, weights, rule, dtype, base, draws=2):
 
 def _fully_masked(case, spec):
     mask = case.inputs.get("attention_mask")
-    if mask is None:
+    if mask is None or mask.ndim == 4:
         return False
     allowed = (mask if mask.ndim == 3 else mask[:, None, :]).astype(bool)
     if spec.is_decoder:
@@ -108,7 +133,7 @@ def surface_forward(adapter, case, target):
     """Every output the model returns for a surface case (head outputs, hidden states, attention probabilities)
     equals the reference's under the release's rules; where the release returns no attention probabilities under
     sdpa, none are returned."""
-    rule = rules(adapter, target)
+    rule = rules(adapter, target, case)
     try:
         actual, weights = adapter.run_surface(case.copy(), target.attn, target.device, target.dtype)
     except Exception as exc:
@@ -118,7 +143,7 @@ def surface_forward(adapter, case, target):
         raise
     expected = expected_outputs(case, weights, rule)
     results = []
-    if case.options.get("output_attentions") and not rule["attentions"]:
+    if getattr(case, "options", {}).get("output_attentions") and not rule["attentions"]:
         returned = len(actual.get("attentions") or ())
         results.append(Comparison("attentions", returned == 0, 0.0 if returned == 0 else np.inf,
                                   "" if returned == 0 else f"sdpa returned {returned} attention tensors; this "
@@ -163,41 +188,71 @@ def mask_3d(adapter, case, target):
     return [Comparison("refusal", False, np.inf, "a 3D attention mask was accepted; this release refuses it")]
 
 
-def _surface(name, head, description, features, known=(), max_examples=12, prop=surface_forward, every_attention=True,
-             **kw):
-    return Check(f"surface.{name}", "surface", head, description, surface_strategy(head, features, **kw),
-                 kind="property", prop=prop, known=known, max_examples=max_examples, every_attention=every_attention,
-                 case_type=SurfaceCase)
+def masks_4d(adapter, case, target):
+    """A 4D attention mask [batch, 1 or heads, query, key] (int, bool, float 0/1 or additive float) is taken by the
+    release's rule (`mask_4d_rule`): refused with its exception, or the outputs equal the reference's keep-mask or
+    additive-bias reading of it (the mask is the whole mask: a decoder adds no causal mask)."""
+    if mask_4d_rule(adapter, target, case.inputs["attention_mask"]) != "refuse":
+        return surface_forward(adapter, case, target)
+    expected = mask_4d_refusal(adapter)
+    try:
+        adapter.run_surface(case.copy(), target.attn, target.device, target.dtype)
+    except expected as exc:
+        return [Comparison("refusal", True, 0.0, f"refused: {type(exc).__name__}")]
+    return [Comparison("refusal", False, np.inf, f"a {case.inputs['attention_mask'].dtype} 4D attention mask was "
+                       f"accepted; this release refuses it ({expected.__name__})")]
 
+
+def _surface(name, heads, description, features, known=(), max_examples=8, prop=surface_forward, every_attention=True,
+             **kw):
+    """A surface check: each example a `SurfaceBatch` on a head drawn from `heads` (shrinking to the first, the
+    check's `head`), its property run on every sub-case."""
+    if "BertLMHeadModel" in heads:
+        known = tuple(known) + (SDPA_FLOAT64_CAUSAL_MASK,) if SDPA_FLOAT64_CAUSAL_MASK not in known else known
+    check = Check(f"surface.{name}", "surface", heads[0], description, surface_batch_strategy(heads, features, **kw),
+                  kind="property", prop=prop, known=known, max_examples=max_examples, every_attention=every_attention,
+                  case_type=SurfaceBatch)
+
+    def one(adapter, case, target):  # a sub-case that fails as a known bug of the check holds as that bug
+        return judged(check, adapter, case, target, prop(adapter, case, target))
+    one.__doc__ = prop.__doc__
+    return replace(check, prop=each_case(one))
+
+
+ENCODERS = SURFACE_HEADS  # every head; BertLMHeadModel is drawn as a decoder (is_decoder=True)
+BIDIRECTIONAL = SURFACE_HEADS[:-1]  # every head but the decoder (relative positions in a decoder: .causal)
 
 CHECKS = [
-    _surface("relative_positions", "BertModel",
-             "position_embedding_type relative_key / relative_key_query with any mask (4.x; 5.x ignores the field "
-             "and computes absolute positions)", {"relative": True, "mask": "holes"}),
-    _surface("relative_positions.causal", "BertLMHeadModel",
+    _surface("relative_positions", BIDIRECTIONAL,
+             "position_embedding_type relative_key / relative_key_query with any mask, on every head (4.x; 5.x "
+             "ignores the field and computes absolute positions)", {"relative": True, "mask": "holes"}),
+    _surface("relative_positions.causal", DECODER_HEADS[::-1],
              "relative positions in a decoder (causal attention) with any padding", {"relative": True, "mask": "holes"},
-             known=(SDPA_FLOAT64_CAUSAL_MASK,), is_decoder=True),
-    _surface("masks", "BertModel",
+             is_decoder=True),
+    _surface("masks", ENCODERS,
              "any attention mask: right and left padding, holes, fully masked rows (each release's masking rule)",
              {"mask": "any"}),
-    _surface("masks.causal", "BertModel", "a decoder's attention with any mask, fully masked queries included",
-             {"mask": "any"}, known=(SDPA_FLOAT64_CAUSAL_MASK,), is_decoder=True),
-    _surface("masks_3d", "BertModel", "a [batch, query, key] attention mask (eager; 4.41-4.57 sdpa refuses it with "
+    _surface("masks.causal", DECODER_HEADS, "a decoder's attention with any mask, fully masked queries included",
+             {"mask": "any"}, is_decoder=True),
+    _surface("masks_3d", ENCODERS, "a [batch, query, key] attention mask (eager; 4.41-4.57 sdpa refuses it with "
              "ValueError)", {"mask": "3d"}, prop=mask_3d, every_attention=False),
-    _surface("attentions", "BertModel",
+    _surface("masks_4d", ENCODERS, "a [batch, 1 or heads, query, key] attention mask, int, bool, float 0/1 or "
+             "additive float (refused before 5.0; from 5.0 eager adds it to the scores, sdpa takes bool as a keep-mask "
+             "and float as a bias and refuses int)", {}, prop=masks_4d, mask_4d=True),
+    _surface("attentions", ENCODERS,
              "output_attentions: every layer's attention probabilities, any mask (sdpa: per release)",
              {"attentions": True, "mask": "any"}),
-    _surface("hidden_states", "BertForTokenClassification",
+    _surface("hidden_states", ENCODERS[2:] + ENCODERS[:2],
              "output_hidden_states: the embeddings output and every layer's output", {"hidden_states": True,
                                                                                      "mask": "left"}),
-    _surface("inputs_embeds", "BertForSequenceClassification", "inputs_embeds instead of input_ids",
+    _surface("inputs_embeds", ENCODERS[1:] + ENCODERS[:1], "inputs_embeds instead of input_ids",
              {"inputs_embeds": True, "hidden_states": True}),
-    _surface("inputs_embeds.masked_lm", "BertForMaskedLM", "inputs_embeds instead of input_ids, into the MLM head",
+    _surface("inputs_embeds.masked_lm", UNTIED_HEADS, "inputs_embeds instead of input_ids, into the MLM heads",
              {"inputs_embeds": True}),
-    _surface("head_mask", "BertModel", "head_mask ([heads] or [layers, heads]) scales attention probabilities "
+    _surface("head_mask", ENCODERS, "head_mask ([heads] or [layers, heads]) scales attention probabilities "
              "(before 5.0; 5.x accepts and ignores it)", {"head_mask": True, "attentions": True}),
-    _surface("untied_decoder", "BertForMaskedLM", "tie_word_embeddings=False: the MLM decoder's own weight, and "
+    _surface("untied_decoder", UNTIED_HEADS, "tie_word_embeddings=False: the MLM decoder's own weight, and "
              "its own bias from 5.0", {"untied": True}),
-    _surface("untied_decoder.pretraining", "BertForPreTraining", "tie_word_embeddings=False in the pretraining "
-             "head", {"untied": True}),
+    _surface("untied_decoder.pretraining", UNTIED_HEADS[1:] + UNTIED_HEADS[:1], "tie_word_embeddings=False in the "
+             "pretraining head", {"untied": True}),
 ]
