@@ -86,12 +86,15 @@ def accumulation_weights(counts, rule, num_items_in_batch=None):
     (or `num_items_in_batch`, where the caller counts the items its own way):
     "mean": 1 / k each (the mean of the micro-batch means: every loss divided by the accumulation steps);
     "num_items": counts[i] / N (the sum of every item's loss divided by N, num_items_in_batch: each item weighs 1 / N
-    however the items fall into micro-batches); "sum": 1 each (the micro-batch means added undivided)."""
+    however the items fall into micro-batches; 0 for a micro-batch without items, whose item sum is empty); "sum": 1
+    each (the micro-batch means added undivided)."""
     counts = np.asarray(counts, dtype=np.float64)
     if rule == "mean":
         return np.full(len(counts), 1.0 / len(counts))
     if rule == "num_items":
-        return counts / (counts.sum() if num_items_in_batch is None else num_items_in_batch)
+        total = counts.sum() if num_items_in_batch is None else float(num_items_in_batch)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(counts == 0, 0.0, counts / total)
     if rule == "sum":
         return np.ones(len(counts))
     raise ReferenceInputError(f"unknown accumulation rule {rule!r}; expected one of {ACCUMULATION_RULES}")

@@ -124,3 +124,9 @@ def test_accumulation_weights_give_the_gradient_of_the_accumulated_loss():
             numeric[k] = (training.accumulated_loss([ai @ (w + e) for ai in a], rule)
                           - training.accumulated_loss([ai @ (w - e) for ai in a], rule)) / (2 * h)
         np.testing.assert_allclose(grad, numeric, rtol=1e-8, atol=1e-9)
+
+
+def test_num_items_weights_a_micro_batch_without_items_zero():
+    assert list(training.accumulation_weights([0, 2, 2], "num_items")) == [0.0, 0.5, 0.5]
+    assert list(training.accumulation_weights([0, 0], "num_items")) == [0.0, 0.0]
+    assert list(training.accumulation_weights([1, 3], "num_items", num_items_in_batch=5)) == [0.2, 0.6]
