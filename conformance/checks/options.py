@@ -13,7 +13,12 @@ persistence, no forward writes into its inputs.
   fit that type. (The adapter resets `config.problem_type` for every other check: models are cached.)
 - `options.no_input_writes.<head>`: the caller's tensors, inputs and labels, are unchanged after a forward; before
   4.7 question answering clamps the caller's positions in place (drift `qa-positions-clamped-out-of-place`).
+
+Each drawn example is a `CaseBatch` of independent cases on one model (`conformance.batch`), each checked as a single
+case is: a forward and a reference take well under a millisecond here, so one drawn example carries several.
 """
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -22,12 +27,14 @@ from reference.losses import SINGLE_LABEL
 from reference.options import (loss_with_problem_type, one_label_problem_type, positions_after_forward,
                                problem_type_after_calls)
 
+from ..batch import CaseBatch, batched, each_case
 from ..case import Case
 from ..check import Check
 from ..compare import Comparison, compare, tolerance
 from ..port import HEADS
 from ..runner import compare_with_reference, flatten, refusals, shared_reference_outputs
 from .encoder import model_cases
+from .losses import model_batches as batches_of
 from .losses import needs_problem_type
 
 
@@ -155,25 +162,39 @@ def inputs_unchanged(adapter, case, target):
     return results
 
 
+def over_batches(check, strategy):
+    """The property `check` (declared for one case) run on every sub-case of the `CaseBatch`es `strategy` draws."""
+    return replace(check, strategy=strategy, prop=each_case(check.prop), case_type=CaseBatch)
+
+
+SEQUENCE = "BertForSequenceClassification"
+SUBCASES = 3  # sub-cases per drawn example
+
+
+def model_batches(head, **kw):
+    """adapter -> `CaseBatch`es of `SUBCASES` cases of `head` (`conformance.checks.losses.model_batches`)."""
+    return batches_of(head, subcases=SUBCASES, **kw)
 CHECKS = [
-    Check("options.nsp_alias", "options", "BertForNextSentencePrediction", nsp_alias.__doc__,
-          model_cases("BertForNextSentencePrediction", labels="class"), kind="property", prop=nsp_alias,
-          once=True, max_examples=50),
-    Check("options.num_labels_one.regression", "options", "BertForSequenceClassification",
-          "num_labels == 1 with problem_type='regression' given explicitly: MSE of the squeezed logits and labels",
-          model_cases("BertForSequenceClassification", labels="regression", num_labels=1, problem_type="regression"),
-          every_attention=False, applies=needs_problem_type, max_examples=50),
-    SINGLE_LABEL_ONE,
-    Check("options.num_labels_one.multi_label_classification", "options", "BertForSequenceClassification",
-          "num_labels == 1 with problem_type='multi_label_classification': BCE with logits over [B, 1]",
-          model_cases("BertForSequenceClassification", labels="multi_label", num_labels=1,
-                      problem_type="multi_label_classification"), every_attention=False, applies=needs_problem_type,
-          max_examples=50),
-    Check("options.problem_type_persists", "options", "BertForSequenceClassification", problem_type_persists.__doc__,
-          model_cases("BertForSequenceClassification", labels="class"), kind="property", prop=problem_type_persists,
-          once=True, applies=needs_problem_type, max_examples=50),
-    *[Check(f"options.no_input_writes.{SHORT[head]}", "options", head, inputs_unchanged.__doc__,
-            model_cases(head, **HEAD_CASES[head]), kind="property", prop=inputs_unchanged, once=True,
-            max_examples=25)
+    over_batches(Check("options.nsp_alias", "options", "BertForNextSentencePrediction", nsp_alias.__doc__,
+                       model_cases("BertForNextSentencePrediction", labels="class"), kind="property", prop=nsp_alias,
+                       once=True, max_examples=50),
+                 model_batches("BertForNextSentencePrediction", labels="class")),
+    batched(Check("options.num_labels_one.regression", "options", SEQUENCE,
+                  "num_labels == 1 with problem_type='regression' given explicitly: MSE of the squeezed logits and "
+                  "labels", model_batches(SEQUENCE, labels="regression", num_labels=1, problem_type="regression"),
+                  every_attention=False, applies=needs_problem_type, max_examples=50)),
+    over_batches(SINGLE_LABEL_ONE, model_batches(SEQUENCE, labels="class", num_labels=1, problem_type=SINGLE_LABEL)),
+    batched(Check("options.num_labels_one.multi_label_classification", "options", SEQUENCE,
+                  "num_labels == 1 with problem_type='multi_label_classification': BCE with logits over [B, 1]",
+                  model_batches(SEQUENCE, labels="multi_label", num_labels=1,
+                                problem_type="multi_label_classification"), every_attention=False,
+                  applies=needs_problem_type, max_examples=50)),
+    over_batches(Check("options.problem_type_persists", "options", SEQUENCE, problem_type_persists.__doc__,
+                       model_cases(SEQUENCE, labels="class"), kind="property", prop=problem_type_persists,
+                       once=True, applies=needs_problem_type, max_examples=50),
+                 model_batches(SEQUENCE, labels="class")),
+    *[over_batches(Check(f"options.no_input_writes.{SHORT[head]}", "options", head, inputs_unchanged.__doc__,
+                         model_cases(head, **HEAD_CASES[head]), kind="property", prop=inputs_unchanged, once=True,
+                         max_examples=25), model_batches(head, **HEAD_CASES[head]))
       for head in HEADS],
 ]
