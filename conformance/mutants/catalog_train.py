@@ -56,3 +56,32 @@ MUTANTS = [
            "training_args.py", "learning_rate: float = field(default=5e-5",
            "learning_rate: float = field(default=5e-4", "train.trainer.defaults", ">=4.4,<4.29"),
 ]
+
+# The Trainer's gradient accumulation on 5.x (train.trainer.accumulation.*): which heads count as taking loss kwargs,
+# the count of label items it passes as num_items_in_batch, and the division by the accumulation steps.
+_COUNT_5_19 = "num_items_in_batch = sum(labels.ne(-100).sum() for labels in labels_for_count)"
+_COUNT_5_0 = 'num_items_in_batch = sum((batch["labels"].ne(-100)).sum() for batch in batch_samples)'
+_DIVIDE_5_0 = ("if (not self.model_accepts_loss_kwargs or num_items_in_batch is None) and self.compute_loss_func is "
+               "None:")
+MUTANTS += [
+    Mutant("train.trainer_loss_kwargs_never_accepted", "train",
+           "the Trainer reads no model's forward as taking loss kwargs: no num_items_in_batch, every loss divided",
+           "trainer.py", "k.kind == inspect.Parameter.VAR_KEYWORD for k in forward_params.values()",
+           "k.kind == inspect.Parameter.VAR_KEYWORD and False for k in forward_params.values()",
+           "train.trainer.accumulation", ">=5.0"),
+    Mutant("train.trainer_num_items_counts_ignored_labels", "train",
+           "num_items_in_batch counts the ignored (-100) labels too", "trainer.py", _COUNT_5_19,
+           _COUNT_5_19.replace("labels.ne(-100).sum()", "(labels.ne(-100).sum() + labels.eq(-100).sum())"),
+           "train.trainer.accumulation", ">=5.19"),
+    Mutant("train.trainer_num_items_counts_ignored_labels@5.0", "train",
+           "num_items_in_batch counts the ignored (-100) labels too", "trainer.py", _COUNT_5_0,
+           _COUNT_5_0.replace('(batch["labels"].ne(-100)).sum()',
+                              '((batch["labels"].ne(-100)).sum() + (batch["labels"].eq(-100)).sum())'),
+           "train.trainer.accumulation", ">=5.0,<5.19"),
+    Mutant("train.trainer_accumulation_always_divided", "train",
+           "training_step divides every loss by the accumulation steps, also one already divided by num_items_in_batch",
+           "trainer.py", "if not loss_is_scaled_for_ga:", "if True:", "train.trainer.accumulation", ">=5.19"),
+    Mutant("train.trainer_accumulation_always_divided@5.0", "train",
+           "training_step divides every loss by the accumulation steps, also one already divided by num_items_in_batch",
+           "trainer.py", _DIVIDE_5_0, "if True:", "train.trainer.accumulation", ">=5.0,<5.19"),
+]
