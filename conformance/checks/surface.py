@@ -203,7 +203,7 @@ def masks_4d(adapter, case, target):
                        f"accepted; this release refuses it ({expected.__name__})")]
 
 
-def _surface(name, heads, description, features, known=(), max_examples=8, prop=surface_forward, every_attention=True,
+def _surface(name, heads, description, features, known=(), max_examples=5, prop=surface_forward, every_attention=True,
              **kw):
     """A surface check: each example a `SurfaceBatch` on a head drawn from `heads` (shrinking to the first, the
     check's `head`), its property run on every sub-case."""

@@ -27,7 +27,7 @@ UNTIED_HEADS = ("BertForMaskedLM", "BertForPreTraining", "BertLMHeadModel")  # t
 
 MASK_4D_KINDS = ("int", "bool", "float_keep", "additive")
 ADDITIVE_VALUES = (0.0, -10000.0, -1.0, 0.5, 2.0)  # the entries of a drawn additive 4D mask
-SUBCASES = 3  # sub-cases per drawn example
+SUBCASES = 4  # sub-cases per drawn example
 
 
 class SurfaceBatch(CaseBatch):
