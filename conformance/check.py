@@ -66,6 +66,7 @@ class Check:
     every_attention: bool = True  # run under each attention implementation, or only the first (eager)
     cpu_only: bool = False
     once: bool = False  # independent of device, dtype and attention: run on the first target only
+    reduced_precision: bool = False  # also run on the reduced-precision targets (compare.REDUCED)
     applies: Callable = lambda adapter: None  # adapter -> None, or why the check does not apply to this version
     max_examples: Optional[int] = None  # a cap for expensive (statistical) checks
     shrink: bool = True  # False for checks whose examples are too costly to shrink (large statistical samples)

@@ -32,8 +32,8 @@ def pytest_addoption(parser):
     group = parser.getgroup("bert-conformance")
     group.addoption("--device", default=None,
                     help="comma-separated devices to check (default: every device present: cpu, cuda, mps)")
-    group.addoption("--dtype", default=DEFAULT_DTYPES, help=f"comma-separated dtypes (default: {DEFAULT_DTYPES}; "
-                    "also bfloat16)")
+    group.addoption("--dtype", default=DEFAULT_DTYPES, help=f"comma-separated dtypes (default: {DEFAULT_DTYPES}: "
+                    "autocast_bfloat16 is float32 weights under torch.autocast to bfloat16)")
     group.addoption("--attn", default=None,
                     help="comma-separated attention implementations (default: every one the version has)")
     group.addoption("--max-examples", type=int, default=None, help="Hypothesis examples per check and target")

@@ -13,11 +13,11 @@ import zlib
 import numpy as np
 from hypothesis import Phase, core, given, seed, settings
 
-from reference import BertSpec, ReferenceInputError
+from reference import BertSpec
 from reference import heads as ref_heads
 
-from .check import expected_refusal, raised_by_harness
-from .compare import EPS, Comparison, compare, conditioned, tolerance
+from .compare import CONDITIONING, EPS, REDUCED, Comparison, compare, conditioned, tolerance
+from .judges import SENSITIVITY_DRAWS
 from .known_bugs import confirm, judged
 from .port import IGNORE_INDEX, ignore_index, outputs_lacking
 
@@ -74,24 +74,30 @@ def sharing():
 def shared_reference_outputs(case, weights, adapter):
     """`reference_outputs`, computed once for the same case, weights object and adapter: every target of a check
     sees the same cases, and the adapter hands out the same (read-only) weights object to every attention
-    implementation of a dtype, so the eager and sdpa tests share the reference's work. The key holds the case's
-    head, config, every input and label array (dtype, shape and bytes) and `num_items_in_batch`; the entry holds the
-    weights and the adapter themselves, so their ids cannot be reused while it lives. Refusals are not kept."""
+    implementation of a dtype, so the eager and sdpa tests share the reference's work (`shared`)."""
+    return shared("outputs", case, weights, adapter, lambda: reference_outputs(case, weights, adapter))
+
+
+def shared(what, case, weights, adapter, compute):
+    """`compute()`, done once for the same `what`, case, weights object and adapter while kept (the SHARED most
+    recent). The key holds the case's head, config, every input and label array (dtype, shape and bytes) and
+    `num_items_in_batch`; the entry holds the weights and the adapter themselves, so their ids cannot be reused while
+    it lives. An exception (a refusal) is not kept. Inside `no_sharing`, always computed."""
     if not sharing():
-        return reference_outputs(case, weights, adapter)
+        return compute()
     arrays = tuple((group, k, v.dtype.str, v.shape, v.tobytes())
                    for group, d in (("in", case.inputs), ("label", case.labels)) for k, v in sorted(d.items()))
-    key = (id(adapter), id(weights), case.head, json.dumps(case.config, sort_keys=True), case.num_items_in_batch,
-           arrays)
+    key = (what, id(adapter), id(weights), case.head, json.dumps(case.config, sort_keys=True),
+           case.num_items_in_batch, arrays)
     entry = _shared.get(key)
     if entry is not None and entry[0] is weights and entry[1] is adapter:
         _shared.move_to_end(key)
         return entry[2]
-    outputs = reference_outputs(case, weights, adapter)
-    _shared[key] = (weights, adapter, outputs)
+    result = compute()
+    _shared[key] = (weights, adapter, result)
     while len(_shared) > SHARED:
         _shared.popitem(last=False)
-    return outputs
+    return result
 
 
 def flatten(outputs):
@@ -114,7 +120,8 @@ def compare_with_reference(check, case, adapter, target):
     compared at a looser tolerance than the target dtype's own is explained by that known difference (the
     comparison carries its id in `explained`), whether or not its error needed the looser tolerance. An output that
     misses its tolerance is judged by the case's own rounding sensitivity (`sensitivity`, `compare.conditioned`):
-    within the stated multiple of it, it holds as explained ("ill-conditioned case"), never as a pass.
+    within the stated multiple of it, it holds as explained ("ill-conditioned case"), never as a pass. In a reduced
+    precision (`compare.REDUCED`) that multiple of the sensitivity is part of the dtype's own tolerance.
     """
     known = [k for k in check.known if k.applies(adapter, case, target)]
     try:  # the implementation gets its own copy: what it writes into its inputs cannot reach the reference
@@ -136,15 +143,18 @@ def compare_with_reference(check, case, adapter, target):
             if loose.rtol > max(own.rtol, loosened.get(key, (None, own))[1].rtol):
                 loosened[key] = (k.id, loose)
     results = []
+    # a reduced precision's own tolerance includes the case's sensitivity (compare.REDUCED)
+    moved = sensitivity(case, weights, adapter, target.dtype) if target.dtype in REDUCED else None
     for key, value in expected.items():
         if key not in actual:
-            results.append(Comparison(key, False, np.inf, f"{key}: transformers returned no such output"))
+            results.append(Comparison(key, False, np.inf, f"{key}: {adapter.name} returned no such output"))
             continue
         why, tol = loosened.get(key.split(".")[0], ("", own))
-        result = compare(key, actual[key], value, tol, exact_zeros=key.startswith("loss_grad"))
+        floor = CONDITIONING * moved[key] if moved is not None else 0.0
+        result = compare(key, actual[key], value, tol, exact_zeros=key.startswith("loss_grad"), floor=floor)
         result.explained = why
         results.append(result)
-    if not all(r.ok for r in results) and target.dtype in EPS:
+    if not all(r.ok for r in results) and target.dtype in EPS and moved is None:
         moved = sensitivity(case, weights, adapter, target.dtype)
         for i, r in enumerate(results):
             if not r.ok and r.key in actual:
@@ -154,13 +164,16 @@ def compare_with_reference(check, case, adapter, target):
     return results
 
 
-SENSITIVITY_DRAWS = 2
-
-
 def sensitivity(case, weights, adapter, dtype, draws=SENSITIVITY_DRAWS):
     """The case's rounding sensitivity, per flattened output and element: the most the reference's outputs move
     when every floating-point weight is moved by eps(`dtype`) of itself, each in a random direction (`draws`
-    seeded draws), as rounding the weights to `dtype` could move them."""
+    seeded draws), as rounding the weights to `dtype` could move them. Shared by the attention implementations of
+    a dtype, as the reference's outputs are (`shared`)."""
+    return shared(("sensitivity", dtype, draws), case, weights, adapter,
+                  lambda: _sensitivity(case, weights, adapter, dtype, draws))
+
+
+def _sensitivity(case, weights, adapter, dtype, draws):
     base = flatten(shared_reference_outputs(case, weights, adapter))
     moved = {key: np.zeros_like(value, dtype=np.float64) for key, value in base.items()}
     for draw in range(draws):
@@ -172,85 +185,6 @@ def sensitivity(case, weights, adapter, dtype, draws=SENSITIVITY_DRAWS):
             for key in moved:
                 moved[key] = np.fmax(moved[key], np.abs(out[key] - base[key]))
     return moved
-
-
-def _perturbed(value, rng, eps):
-    """`value` (a number, an array or nested lists of them) with every float moved by eps of itself, each in a
-    random direction; integers and everything else as they are."""
-    if isinstance(value, dict):
-        return {k: _perturbed(v, rng, eps) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_perturbed(v, rng, eps) for v in value)
-    if isinstance(value, float):
-        return value * (1 + eps * rng.choice((-1.0, 1.0)))
-    if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
-        return value * (1 + eps * rng.choice((-1.0, 1.0), size=value.shape))
-    return value
-
-
-def input_sensitivity(reference, inputs, dtype, draws=SENSITIVITY_DRAWS):
-    """A property check's rounding sensitivity: per key and element, the most the float64 reference's outputs
-    (`reference(inputs) -> {key: array}`) move when every float of `inputs` (nested lists, dicts, arrays) is moved
-    by eps(`dtype`) of itself in a random direction (`draws` seeded draws), as rounding the inputs to `dtype` could
-    move them. The property's counterpart of `sensitivity`."""
-    base = reference(inputs)
-    moved = {key: np.zeros_like(np.asarray(v, dtype=np.float64)) for key, v in base.items()}
-    for draw in range(draws):
-        out = reference(_perturbed(inputs, np.random.default_rng(draw), EPS[dtype]))
-        with np.errstate(invalid="ignore"):
-            for key in moved:
-                moved[key] = np.fmax(moved[key], np.abs(np.asarray(out[key], dtype=np.float64) - base[key]))
-    return moved
-
-
-def judge_conditioned(results, actual, expected, tol, moved):
-    """`results` with each comparison that missed its tolerance judged by `compare.conditioned` against the
-    sensitivity `moved[key]` (see `input_sensitivity`); `actual` and `expected` map the same keys to arrays."""
-    return [conditioned(r, actual[r.key], expected[r.key], tol, moved[r.key])
-            if not r.ok and r.key in moved and r.key in actual and r.key in expected else r for r in results]
-
-
-def refusals(reference_call, implementation_call, adapter=None, compare_computed=None):
-    """Run both calls: (expected, actual, None) when both return, else (None, None, [Comparison, ...]).
-
-    The reference refuses with ReferenceInputError, which states the refusal it expects: an exception class and,
-    where stable, a message pattern, for the implementation's release (`check.expected_refusal`, through
-    `adapter.has`). The "refusal" comparison holds when both refused and the implementation's exception is that
-    refusal (any exception where the reference states none). An exception raised by the harness or the adapter
-    (`check.raised_by_harness`) is no refusal: it is raised out of the check, which records an error. With
-    `compare_computed(actual, expected) -> [Comparison]`, what both sides computed before one refused (a
-    ReferenceInputError's `computed`, an implementation exception's `computed` attribute, or all a side returned)
-    is compared over the steps both have."""
-    ref_error = impl_error = None
-    try:
-        expected = reference_call()
-    except ReferenceInputError as exc:
-        ref_error, expected = exc, exc.computed
-    try:
-        actual = implementation_call()
-    except Exception as exc:  # a refusal by the implementation, unless the harness or the adapter raised it
-        if raised_by_harness(exc, adapter):
-            raise
-        impl_error, actual = exc, getattr(exc, "computed", None)
-    if ref_error is None and impl_error is None:
-        return expected, actual, None
-    results = []
-    if compare_computed is not None and expected is not None and actual is not None:
-        steps = min(len(expected), len(actual))
-        results += compare_computed(actual[:steps], expected[:steps]) if steps else []
-    want = expected_refusal(ref_error, adapter) if ref_error is not None else None
-    ok = ref_error is not None and impl_error is not None and (want is None or want.matches(impl_error))
-    message = (f"implementation: {_described(impl_error)}; reference: {_described(ref_error)}"
-               + (f"; expected {want}" if want is not None else ""))
-    results.append(Comparison("refusal", ok, 0.0, "" if ok else message))
-    return None, None, results
-
-
-def _described(exc):
-    """An exception's type and the first line of its message, or 'returned a result'."""
-    if exc is None:
-        return "returned a result"
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
 
 
 def run_check(check, adapter, case, target):
@@ -315,9 +249,20 @@ def new_stats():
     return {"examples": 0, "worst": 0.0, "explained": set(), "failure": None}
 
 
-def _check_settings(check, hypothesis_settings):
+REDUCED_SHARE = 4
+"""A reduced-precision target (`compare.REDUCED`) draws a quarter of the profile's examples: each of them also
+measures the case's sensitivity (two more reference passes), and a reduced precision only sees coarse bugs, whose
+every case fails."""
+
+
+def _check_settings(check, hypothesis_settings, target=None):
+    """The settings `check` runs with on `target` (on its fullest target without one): the check's cap on examples,
+    a quarter of them on a reduced precision, no shrinking for a check that is too costly to shrink."""
     if check.max_examples and check.max_examples < hypothesis_settings.max_examples:
         hypothesis_settings = settings(hypothesis_settings, max_examples=check.max_examples)
+    if target is not None and target.dtype in REDUCED:
+        hypothesis_settings = settings(hypothesis_settings,
+                                       max_examples=max(1, hypothesis_settings.max_examples // REDUCED_SHARE))
     if not check.shrink:
         hypothesis_settings = settings(hypothesis_settings, phases=[p for p in Phase if p != Phase.shrink])
     return hypothesis_settings
@@ -347,7 +292,7 @@ def property_test(check, target, adapter, hypothesis_settings, stats, cases=None
     """The Hypothesis test of `check` on `target`: draws cases, requires every comparison to hold, and keeps
     `stats` (see `new_stats`); with `cases` (a list), appends every case run to it. Seeded with `seed_value`, else
     with the check's own seed under a derandomized profile."""
-    hypothesis_settings = _check_settings(check, hypothesis_settings)
+    hypothesis_settings = _check_settings(check, hypothesis_settings, target)
 
     def holds(case):
         if cases is not None:
@@ -373,17 +318,20 @@ def screen(check, targets, adapter, hypothesis_settings, seed_value, cases=None)
     only on its seed and on the outcomes so far, and here every outcome is a pass: nothing is raised), so a target
     that passes the screening has passed its own test, on the same cases, with the same stats. A target that fails
     stops being run and keeps its first failing case (`failing`); its own test (`target_test`) then reaches that
-    case and shrinks it. Hypothesis' overhead and drawing are paid once per case instead of once per target. Returns {target id: stats plus "failing" (None or the case)}."""
-    hypothesis_settings = _check_settings(check, hypothesis_settings)
+    case and shrinks it. A target that draws fewer examples (a reduced precision) runs on the first of them. Hypothesis' overhead and drawing are paid once per case instead of once per target. Returns {target id: stats plus "failing" (None or the case)}."""
+    limits = {t.id: _check_settings(check, hypothesis_settings, t).max_examples for t in targets}
+    hypothesis_settings = settings(_check_settings(check, hypothesis_settings), max_examples=max(limits.values()))
     screened = {t.id: dict(new_stats(), failing=None) for t in targets}
+    drawn = collections.Counter()
 
     def holds(case):
         if cases is not None:
             cases.append(case)
         for t in targets:
             stats = screened[t.id]
-            if stats["failing"] is not None:
+            if stats["failing"] is not None or drawn[t.id] == limits[t.id]:
                 continue
+            drawn[t.id] += 1
             try:
                 results = run_check(check, adapter, case, t)
             except Exception:  # the target's own run reproduces it

@@ -4,11 +4,12 @@ import importlib
 import itertools
 from dataclasses import dataclass
 
+from .compare import REDUCED
 from .port import dtypes, missing_core, not_offered
 from .records import NOT_APPLICABLE
 from .registry import CHECKS
 from .runner import DEFAULT_ADAPTER
-DEFAULT_DTYPES = "float64,float32"
+DEFAULT_DTYPES = "float64,float32,bfloat16,float16,autocast_bfloat16"
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,13 @@ def make_targets(adapter, device=None, dtype=DEFAULT_DTYPES, attn=None):
 def check_targets(adapter, all_targets, checks=CHECKS):
     """Every (check, target, [reasons to skip]) the suite runs, in collection order: a check that is the same on
     every target (`once`) runs on the first; one that is not a reference comparison, or not run under every
-    attention, runs under the first attention only."""
+    attention, runs under the first attention only; only a check marked `reduced_precision` runs on the reduced
+    precisions (bfloat16, float16, autocast: the forward of the encoder and every head, with its loss)."""
     pairs = []
     for check, target in itertools.product(checks, all_targets):
         if check.once and target != all_targets[0]:
+            continue
+        if target.dtype in REDUCED and not check.reduced_precision:
             continue
         if (not check.every_attention or check.kind in ("metamorphic", "error")) and target.attn != all_targets[0].attn:
             continue

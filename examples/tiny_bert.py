@@ -107,6 +107,7 @@ class TinyBert:
     name = "tiny-bert"
     version = "0.1"
     heads = ("BertModel", "BertForSequenceClassification")
+    dtypes = tuple(DTYPES)  # what it computes in: the bfloat16, float16 and autocast targets are not applicable
 
     def devices(self):
         return ["cpu"]

@@ -10,7 +10,7 @@ import pytest
 from conformance.case import SubjectCase
 from conformance.checks.adamw import adamw_steps, reference_adamw
 from conformance.compare import EPS
-from conformance.runner import input_sensitivity
+from conformance.judges import input_sensitivity
 from conformance.targets import Target
 
 pytestmark = pytest.mark.harness
@@ -47,7 +47,7 @@ def _case(eps=1e-8, scale=1e-3):
 
 def test_a_miss_within_ten_times_the_sensitivity_is_explained_not_passed():
     from conformance.compare import Tolerance, compare
-    from conformance.runner import judge_conditioned
+    from conformance.judges import judge_conditioned
     tol = Tolerance(1e-4, 1e-4)
     expected, moved = {"k": np.array([1.0, 2.0])}, {"k": np.array([1e-3, 1e-3])}
     for error, explained in ((5e-3, True), (2e-2, False)):

@@ -12,7 +12,8 @@ from conformance.check import expected_refusal, raised_by_harness
 from conformance.checks.adamw import adamw_steps
 from conformance.checks.schedules import schedule_curve
 from conformance.registry import CHECKS, CHECKS_BY_ID
-from conformance.runner import new_stats, property_test, refusals
+from conformance.judges import refusals
+from conformance.runner import new_stats, property_test
 from conformance.targets import Target
 from reference import ReferenceInputError
 from reference.errors import Refusal

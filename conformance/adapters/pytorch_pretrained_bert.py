@@ -40,7 +40,7 @@ from reference.errors import Refusal
 
 from ..case import Case, draw_weights, logit_keys
 from ..drift import CHANGES_BY_ID
-from .torch_models import TORCH_DTYPES, BuiltModel, available_devices, read_only, recall, to_numpy
+from .torch_models import TORCH_DTYPES, BuiltModel, autocast, available_devices, read_only, recall, to_numpy
 
 LABEL_ARGUMENTS = {  # the package's name of each label argument, by head
     "BertForPreTraining": {"labels": "masked_lm_labels", "next_sentence_label": "next_sentence_label"},
@@ -166,11 +166,12 @@ class PytorchPretrainedBertAdapter:
         for k, v in case.labels.items():
             t = torch.tensor(np.array(v))
             kwargs[names.get(k, k)] = (t.to(TORCH_DTYPES[dtype]) if t.is_floating_point() else t).to(device)
-        if case.head == "BertModel":
-            with torch.no_grad():
-                hidden, pooled = model(**kwargs, output_all_encoded_layers=False)
-            return to_numpy({"last_hidden_state": hidden, "pooler_output": pooled}), weights
-        return to_numpy(self._head_forward(model, case, kwargs, grad)), weights
+        with autocast(dtype, device):
+            if case.head == "BertModel":
+                with torch.no_grad():
+                    hidden, pooled = model(**kwargs, output_all_encoded_layers=False)
+                return to_numpy({"last_hidden_state": hidden, "pooler_output": pooled}), weights
+            return to_numpy(self._head_forward(model, case, kwargs, grad)), weights
 
     def _head_forward(self, model, case, kwargs, grad):
         """Run a task head with hooks that catch the last hidden state and the logits (as leaves, so that the loss

@@ -2,11 +2,24 @@
 cheaply, the structure a construction must get right, outputs as numpy, and the devices torch sees."""
 
 import collections
+import contextlib
 
 import numpy as np
 import torch
 
-TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
+# the dtype of the parameters (and of float inputs) of each target dtype; under `autocast_bfloat16` the model holds
+# float32 parameters and computes under torch.autocast in bfloat16 (`autocast`), as mixed-precision training runs
+TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16,
+                "float16": torch.float16, "autocast_bfloat16": torch.float32}
+AUTOCAST = {"autocast_bfloat16": torch.bfloat16}
+
+
+def autocast(dtype, device):
+    """The context a target dtype computes in: torch.autocast to bfloat16 on `device` for `autocast_bfloat16`,
+    nothing for the others."""
+    if dtype not in AUTOCAST:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=AUTOCAST[dtype])
 
 
 def forward(model, head, keys, kwargs, grad):

@@ -22,7 +22,7 @@ from packaging.version import Version
 
 from ..case import Case, draw_weights, logit_keys
 from ..drift import CHANGES_BY_ID
-from .torch_models import (TINY, BuiltModel, available_devices, forward, read_only, recall, structure,
+from .torch_models import (TINY, BuiltModel, autocast, available_devices, forward, read_only, recall, structure,
                            to_numpy)
 from .transformers_checkpoint import CheckpointMethods
 from .transformers_decoding import DecodingMethods
@@ -206,7 +206,8 @@ class TransformersAdapter(TrainingMethods, CheckpointMethods, SurfaceMethods, De
             kwargs["num_items_in_batch"] = case.num_items_in_batch
         start = time.perf_counter()
         try:
-            result = forward(model, case.head, logit_keys(case.head), kwargs, grad and bool(case.labels))
+            with autocast(dtype, device):
+                result = forward(model, case.head, logit_keys(case.head), kwargs, grad and bool(case.labels))
         finally:
             self.bare_seconds += time.perf_counter() - start
         return to_numpy(result), weights

@@ -9,7 +9,7 @@ from reference import optim
 from ..case import SubjectCase
 from ..check import Check
 from ..compare import EPS, Comparison, compare, rounding, tolerance
-from ..runner import input_sensitivity, judge_conditioned, refusals
+from ..judges import input_sensitivity, judge_conditioned, refusals
 from ..strategies import SEED_FIELDS, header, seed_of
 
 HEADS = ("BertModel", "BertForPreTraining", "BertForMaskedLM", "BertLMHeadModel", "BertForNextSentencePrediction",
@@ -65,7 +65,7 @@ def run_adamw(adapter, case, target):
 def adamw_steps(adapter, case, target):
     """After every step: parameters, first and second moments, and the step's update of the parameters, equal the
     reference update of the variant, each at its own scale; where a side refuses (the refusal the reference expects,
-    see `runner.refusals`), the steps before it still compare."""
+    see `judges.refusals`), the steps before it still compare."""
     tol = tolerance(target.dtype, target.device)
 
     def steps(actual, expected):

@@ -14,7 +14,7 @@ from reference.heads import as_float64, lm_prediction_head
 
 from ..check import SDPA_FLOAT64_CAUSAL_MASK, Check, KnownDifference
 from ..compare import EPS, Comparison, compare, conditioned, tolerance
-from ..runner import refusals
+from ..judges import refusals
 from .decoding_cases import decoder_cases
 
 CROSS_FLOAT64_REFUSED = KnownDifference(

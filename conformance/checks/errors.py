@@ -12,7 +12,8 @@ from ..case import SubjectCase
 from ..check import Check, activations
 from ..compare import Comparison
 from ..port import IGNORE_INDEX, ignore_index, narrowing
-from ..runner import reference_outputs, refusals
+from ..judges import refusals
+from ..runner import reference_outputs
 from ..strategies import case_batches
 from .adamw import adamw_cases, offered as adamw_offered, run_adamw, reference_adamw
 from .masking import collate, masking_cases, masking_spec, replacements_of, special_ids
@@ -20,7 +21,7 @@ from .masking import collate, masking_cases, masking_spec, replacements_of, spec
 
 def both_refuse(adapter, case, target):
     """The reference raises ReferenceInputError and the implementation raises the refusal it expects for the bad
-    labels (the class, and the message where stable, of the release's rule: see `runner.refusals`): neither returns
+    labels (the class, and the message where stable, of the release's rule: see `judges.refusals`): neither returns
     a number. Where the version's rule never reads the corrupted label (the early token-classification rule skips
     padded positions), the reference accepts it, and then the implementation must accept it too."""
     weights = adapter.build(case, target.attn, target.device, target.dtype)[1]

@@ -32,7 +32,8 @@ from ..case import Case
 from ..check import Check
 from ..compare import Comparison, compare, tolerance
 from ..port import HEADS
-from ..runner import compare_with_reference, flatten, refusals, shared_reference_outputs
+from ..judges import refusals
+from ..runner import compare_with_reference, flatten, shared_reference_outputs
 from .encoder import model_cases
 from .losses import model_batches as batches_of
 from .losses import needs_problem_type

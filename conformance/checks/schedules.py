@@ -15,7 +15,7 @@ from ..case import SubjectCase
 from ..check import Check
 from ..compare import Comparison, compare, tolerance
 from ..get_scheduler import get_scheduler_arguments
-from ..runner import refusals
+from ..judges import refusals
 from ..strategies import header_and_bytes
 
 SCHEDULES = tuple(schedules.MULTIPLIERS) + tuple(schedules.STATEFUL)
@@ -175,7 +175,7 @@ def schedule_curve(adapter, case, target):
     def forwarded():
         return ref(get_scheduler_arguments(name, p["schedule"], **get_scheduler_rules(adapter)))
 
-    def lrs(actual, expected):  # also the steps before a refusing step (see runner.refusals)
+    def lrs(actual, expected):  # also the steps before a refusing step (see judges.refusals)
         return [compare("lr[step, group]", actual, expected, tolerance("float64"))]
 
     results = []

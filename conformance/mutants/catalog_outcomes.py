@@ -1,6 +1,6 @@
 """Mutants of refusals, problem types and other outcome rules."""
 
-from .mutant import MODELING_BERT, OPTIMIZATION, Mutant  # noqa: F401
+from .mutant import MASKING_UTILS, MODELING_BERT, OPTIMIZATION, Mutant  # noqa: F401
 
 MUTANTS = []
 
@@ -43,4 +43,27 @@ MUTANTS += [  # helper H3: head options and forward contracts (conformance/check
            'if self.problem_type == "single_label_classification" and self.num_labels == 1:',
            'if False and self.problem_type == "single_label_classification" and self.num_labels == 1:',
            "options.num_labels_one.single_label_classification", ">=5.7"),
+]
+
+MODELING_UTILS = "modeling_utils.py"
+_MASK_CHECKS = "head.sequence_classification or head.masked_lm or encoder.bidirectional"
+MUTANTS += [  # the reduced precisions: bugs that only a bfloat16, float16 or autocast run can show
+    Mutant("encoder.mask_float32@4.4", "encoder",
+           "the extended attention mask stays float32 instead of taking the model's dtype (the 'fp16 compatibility' "
+           "cast dropped): in bfloat16 or float16 the scores are promoted to float32 and the probabilities no longer "
+           "match the values' dtype", MODELING_UTILS,
+           "extended_attention_mask = extended_attention_mask.to(dtype=self.dtype)  # fp16 compatibility",
+           "extended_attention_mask = extended_attention_mask.to(dtype=torch.float32)  # fp16 compatibility",
+           _MASK_CHECKS, "<4.21", path="reduced"),
+    Mutant("encoder.mask_float32@4.21", "encoder",
+           "the extended attention mask stays float32 instead of taking the model's dtype (4.21-4.57's form)",
+           MODELING_UTILS,
+           "extended_attention_mask = extended_attention_mask.to(dtype=dtype)  # fp16 compatibility",
+           "extended_attention_mask = extended_attention_mask.to(dtype=torch.float32)  # fp16 compatibility",
+           _MASK_CHECKS, ">=4.21,<5.0", path="reduced"),
+    Mutant("encoder.eager_mask_float32", "encoder",
+           "masking_utils.eager_mask builds the additive mask in float32 whatever the model's dtype: a bfloat16 or "
+           "float16 model's scores are promoted to float32", MASKING_UTILS,
+           "device=mask.device, dtype=dtype), min_dtype)", "device=mask.device, dtype=torch.float32), min_dtype)",
+           _MASK_CHECKS, ">=5.0", path="reduced"),
 ]

@@ -33,8 +33,10 @@ PATHS = {
     "metamorphic": "relations between runs of the implementation alone (padding, batching, determinism)",
     "checkpoint": "the real all-MiniLM-L6-v2 checkpoint: its weights and its tokenizer",
     "subject": "schedules, AdamW, weight-decay grouping and the MLM collator against their reference",
+    "reduced": "reference comparisons in bfloat16, float16 and under autocast, at their own tolerance (eager attention)",
 }
-PATH_TARGETS = {"sdpa": ("float64", "sdpa"), "float32": ("float32", "eager")}  # (dtype, attention); else float64 eager
+PATH_TARGETS = {"sdpa": ("float64", "sdpa"), "float32": ("float32", "eager"),  # (dtype, attention); else float64 eager
+                "reduced": ("bfloat16,float16,autocast_bfloat16", "eager")}
 AREA_PATHS = {"encoder": "eager-float64", "tying": "eager-float64", "head": "eager-float64", "loss": "eager-float64",
               "schedule": "subject", "adamw": "subject", "decay": "subject", "masking": "subject",
               "tokenizer": "checkpoint", "decoding": "eager-float64", "backward": "eager-float64",

@@ -15,7 +15,7 @@ from .. import drift, registry
 from ..records import LEGACY_OUTCOMES
 
 PROBLEMS = ("fail", "error", "known_bug", "missing", "not_applicable", "skipped")  # outcomes that get a details entry
-ORDER = {"device": ("cpu", "cuda", "mps"), "dtype": ("float64", "float32", "bfloat16"), "attn": ("eager", "sdpa")}
+ORDER = {"device": ("cpu", "cuda", "mps"), "dtype": ("float64", "float32", "bfloat16", "float16", "autocast_bfloat16"), "attn": ("eager", "sdpa")}
 
 
 @dataclass(frozen=True, order=True)
