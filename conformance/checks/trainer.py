@@ -72,8 +72,10 @@ def accumulation_rule(adapter, head):
 
 
 def _label_counts(head, micro):
-    """Per micro-batch: the items its loss counts (labels not -100; the causal LM's after the shift) and the items the
-    Trainer counts (labels not -100, unshifted)."""
+    """Per micro-batch: the items its loss counts (labels not -100; the causal LM's after the shift), and the items the
+    Trainer counts for num_items_in_batch (labels not -100, unshifted: its shifted count, from 5.19, is for models whose
+    `loss_type` maps to ForCausalLMLoss, and BertLMHeadModel's is None, its loss ForCausalLMLoss by fallback; so the
+    causal LM's sum is divided by a count that includes each row's first label, never a target)."""
     loss_counts = [int(np.sum(mb["labels"][..., 1:] != -100 if head == "BertLMHeadModel" else mb["labels"] != -100))
                    for mb in micro]
     return loss_counts, int(sum(np.sum(mb["labels"] != -100) for mb in micro))
