@@ -37,6 +37,19 @@ MUTANTS = [
            "attn_mask=attention_mask if attention_mask is None or attention_mask.dtype != torch.bool else "
            "torch.where(attention_mask, torch.zeros((), dtype=query.dtype, device=query.device), "
            "torch.finfo(query.dtype).min),", "surface.masks", ">=5.0", path="sdpa"),
+    # --- 4D attention masks ----------------------------------------------------------------------------------------
+    Mutant("surface.mask_4d_accepted", "surface",
+           "get_extended_attention_mask takes a 4D mask as it is instead of refusing it (ValueError)",
+           MODELING_UTILS, "                extended_attention_mask = attention_mask[:, None, None, :]\n        else:\n"
+           "            raise ValueError(\n",
+           "                extended_attention_mask = attention_mask[:, None, None, :]\n"
+           "        elif attention_mask.dim() == 4:\n            extended_attention_mask = attention_mask\n"
+           "        else:\n            raise ValueError(\n", "surface.masks_4d", ">=4.4,<5.0"),
+    Mutant("surface.mask_4d_transposed", "surface",
+           "masking_utils passes a prepared 4D mask on transposed (keys by queries)",
+           MASKING_UTILS, "len(attention_mask.shape) == 4:\n        return True, attention_mask, None",
+           "len(attention_mask.shape) == 4:\n        return True, attention_mask.transpose(-1, -2), None",
+           "surface.masks_4d", ">=5.0"),
     # --- attention probabilities -----------------------------------------------------------------------------------
     Mutant("surface.attentions_are_scores", "surface",
            "output_attentions returns the raw scores (before the mask and softmax) instead of the probabilities",
