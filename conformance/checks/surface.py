@@ -1,8 +1,9 @@
 """The model's wider surface against the reference: relative positions, any attention mask, attention probabilities and every hidden state, inputs_embeds, head_mask, the untied decoder.
 
-Each check draws `SurfaceCase`s with some surface features (`surface_cases`), runs them through the adapter's
-`run_surface` and compares every output the model returns (the head's outputs, every hidden state, every layer's
-attention probabilities) with the reference, which follows the release's rules (`rules`, through `adapter.has`).
+Each check draws `SurfaceBatch`es (`surface_draw`): a head among those that take its features, and several
+`SurfaceCase`s with those features on one config and weight seed; it runs each through the adapter's `run_surface`
+and compares every output the model returns (the head's outputs, every hidden state, every layer's attention
+probabilities) with the reference, which follows the release's rules (`rules`, through `adapter.has`).
 """
 
 from dataclasses import replace
