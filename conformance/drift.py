@@ -270,6 +270,27 @@ CHANGES = [
            lambda: {"input": "two micro-batches with 1 and 3 label items, per-item losses [1] and [2, 2, 2]",
                     "old": "loss " + _fmt(training.accumulated_loss([[1.0], [2.0, 2.0, 2.0]], "mean")),
                     "new": "loss " + _fmt(training.accumulated_loss([[1.0], [2.0, 2.0, 2.0]], "sum"))}),
+    Change("trainer-accelerator-divides-accumulated-loss", "5.2.0", "train",
+           "the Trainer builds its Accelerator with num_steps = gradient_accumulation_steps",
+           "the Accelerator has num_steps 1: its backward takes the loss as training_step scaled it",
+           "Accelerator.backward divides the loss again by the accumulation steps (the loss training_step returns is "
+           "not): every accumulated gradient is the rule's divided by k (until 5.5.4)",
+           ("train.trainer.accumulation.sequence_classification", "train.trainer.accumulation.token_classification",
+            "train.trainer.accumulation.causal_lm"),
+           lambda: {"input": "two micro-batches with 1 and 3 label items, per-item losses [1] and [2, 2, 2], the "
+                             "causal LM (num_items_in_batch), the loss whose gradient is taken",
+                    "old": "loss " + _fmt(training.accumulated_loss([[1.0], [2.0, 2.0, 2.0]], "num_items")),
+                    "new": "loss " + _fmt(training.accumulated_loss([[1.0], [2.0, 2.0, 2.0]], "num_items") / 2)}),
+    Change("trainer-accelerator-num-steps-one", "5.5.4", "train",
+           "the Trainer builds its Accelerator with num_steps 1 again",
+           "5.2.0-5.5.3: num_steps = gradient_accumulation_steps, Accelerator.backward divides the loss again",
+           "num_steps 1: the gradient is the loss's as training_step scaled it",
+           ("train.trainer.accumulation.sequence_classification", "train.trainer.accumulation.token_classification",
+            "train.trainer.accumulation.causal_lm"),
+           lambda: {"input": "two micro-batches with 1 and 3 label items, per-item losses [1] and [2, 2, 2], the "
+                             "causal LM (num_items_in_batch), the loss whose gradient is taken",
+                    "old": "loss " + _fmt(training.accumulated_loss([[1.0], [2.0, 2.0, 2.0]], "num_items") / 2),
+                    "new": "loss " + _fmt(training.accumulated_loss([[1.0], [2.0, 2.0, 2.0]], "num_items"))}),
     *drift_model.CHANGES,
 ]
 CHANGES_BY_ID = {c.id: c for c in CHANGES}

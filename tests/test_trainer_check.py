@@ -51,3 +51,9 @@ def test_accumulation_rule_by_release_and_head():
         release = _Release(version)
         assert accumulation_rule(release, "BertForTokenClassification") == classification, version
         assert accumulation_rule(release, "BertLMHeadModel") == causal, version
+
+
+def test_the_accelerator_divides_again_in_5_2_to_5_5_3():
+    from conformance.checks.trainer import backward_divisor
+    divisors = {v: backward_divisor(_Release(v), 2) for v in ("4.54.0", "5.0.0", "5.2.0", "5.4.0", "5.5.3", "5.5.4")}
+    assert divisors == {"4.54.0": 1, "5.0.0": 1, "5.2.0": 2, "5.4.0": 2, "5.5.3": 2, "5.5.4": 1}

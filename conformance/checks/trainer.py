@@ -53,7 +53,16 @@ NUM_ITEMS_CHANGE = "trainer-num-items-in-batch"
 DIVISION_CHANGE = "trainer-accumulation-divides-unless-loss-kwargs"
 FORWARD_KWARGS_CHANGE = "bert-forward-takes-kwargs"
 CAUSAL_LOSS_CHANGE = "causal-lm-loss-function"
+ACCELERATOR_DIVIDES_CHANGE = "trainer-accelerator-divides-accumulated-loss"
+ACCELERATOR_FIXED_CHANGE = "trainer-accelerator-num-steps-one"
 ACCUMULATION_STEPS = 2
+
+
+def backward_divisor(adapter, accumulation):
+    """What the Trainer's Accelerator divides the loss by in its backward, beyond training_step's own scaling: the
+    accumulation steps in 5.2.0-5.5.3 (built with num_steps = gradient_accumulation_steps), else 1."""
+    divides = adapter.has(ACCELERATOR_DIVIDES_CHANGE) and not adapter.has(ACCELERATOR_FIXED_CHANGE)
+    return accumulation if divides else 1
 
 
 def accumulation_rule(adapter, head):
@@ -100,7 +109,8 @@ def trainer_accumulation(adapter, case, target):
     """Two optimizer steps of a default Trainer with gradient_accumulation_steps 2 (the batch's rows split in two
     micro-batches, each through `training_step` with the Trainer's num_items_in_batch where it passes one): the step's
     loss and gradient weigh the micro-batches' mean-loss gradients by the release's rule (`accumulation_rule`: the
-    mean of the means, every item over the total count, or the means added), the count is the labels not -100; the
+    mean of the means, every item over the total count, or the means added), the count is the labels not -100 (the
+    gradient divided again by the accumulation steps where the Accelerator's backward does, `backward_divisor`); the
     gradient clipped to norm 1, then the default AdamW and linear schedule: loss, gradient, learning rate and
     parameters of each step equal the reference's own trajectory from the same initial weights."""
     d = TRAINER_DEFAULTS
@@ -116,6 +126,7 @@ def trainer_accumulation(adapter, case, target):
              for i in range(acc)]
     loss_counts, trainer_count = _label_counts(case.head, micro)
     weights = training.accumulation_weights(loss_counts, rule, trainer_count)
+    divisor = backward_divisor(adapter, acc)
     names = got["names"]
     tol = tolerance("float32" if CAUSAL_LOSS_FLOAT32.holds(adapter) and case.head == "BertLMHeadModel"
                     else "float64", "cpu")
@@ -131,7 +142,7 @@ def trainer_accumulation(adapter, case, target):
             mean_loss, grads = ref_backward.gradients(case.head, weighted, spec, **mb)
             loss += w * mean_loss
             for n in names:
-                total[n] = total[n] + w * np.asarray(grads[n], dtype=np.float64)
+                total[n] = total[n] + w / divisor * np.asarray(grads[n], dtype=np.float64)
         if rule == "num_items" and trainer_count == 0:  # the sum of no items over a count of 0
             loss = np.nan
         results.append(compare(f"step {t}: loss ({rule})", np.asarray(step["loss"]), np.asarray(loss), tol))
