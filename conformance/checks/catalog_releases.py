@@ -6,9 +6,10 @@ the span covers and it lacks was removed without being recorded). Data only.
 A span is `(since, until)`: offered from `since` up to, not including, `until`; None on either side is open (every
 release of the matrix, 4.4.2 on; still offered by the newest). A boundary is a drift change id (conformance/drift.py,
 drift_model.py: its first release, as the adapter's `has` answers, where the name's going or coming is a behaviour
-change), or a release number: the first release of the matrix (4.4.2 4.6.0 4.6.1 4.17.0 4.27.0 4.36.0 4.41.0 4.47.1
-4.49.0 4.50.0 4.54.0 5.0.0 5.4.0 5.19.0 5.24.0) on the new side, narrowed to the exact release where the released
-sources between two of them were read (noted by the name)."""
+change), or a release number: the first release on the new side. Measured on the matrix's envs (4.4.2 4.6.0 4.6.1
+4.17.0 4.27.0 4.36.0 4.41.0 4.47.1 4.49.0 4.50.0 4.54.0 5.0.0 5.4.0 5.19.0 5.24.0) and narrowed by reading the
+released wheels between them (the first release of each minor version in a gap holding a boundary; "exact" notes
+the release read on the old side)."""
 
 from ..port import HEADS
 
@@ -34,21 +35,22 @@ CONFIG = {
             "length_penalty", "max_length", "min_length", "no_repeat_ngram_size", "num_beam_groups", "num_beams",
             "num_return_sequences", "output_scores", "repetition_penalty", "return_dict_in_generate", "sep_token_id",
             "temperature", "top_k", "top_p"),
-    **_each(("4.6.0", GENERATION_MOVED), "remove_invalid_values"),
-    **_each(("4.17.0", GENERATION_MOVED), "typical_p"),
-    **_each(("4.27.0", GENERATION_MOVED), "begin_suppress_tokens", "exponential_decay_length_penalty",
-            "suppress_tokens"),
+    "remove_invalid_values": ("4.5.0", GENERATION_MOVED),  # exact (4.4.2)
+    "typical_p": ("4.17.0", GENERATION_MOVED),  # exact (4.16.0 read)
+    "exponential_decay_length_penalty": ("4.18.0", GENERATION_MOVED),  # exact (4.17.0)
+    **_each(("4.23.0", GENERATION_MOVED), "begin_suppress_tokens", "suppress_tokens"),  # exact (4.22.0 read)
     **_each((None, "5.0.0"), "finetuning_task", "prefix", "pruned_heads", "task_specific_params",
             "tie_encoder_decoder", "tokenizer_class", "torchscript", "use_bfloat16"),
-    "cross_attention_hidden_size": ("4.17.0", "5.0.0"),
-    "torch_dtype": ("4.17.0", "4.56.0"),  # renamed dtype (exact: 4.55.0 and 4.56.0 read)
+    "cross_attention_hidden_size": ("4.12.0", "5.0.0"),  # exact (4.11.0 read)
+    "torch_dtype": ("4.9.0", "4.56.0"),  # renamed dtype; exact (4.8.0, 4.55.0 read)
     "dtype": ("4.56.0", None),
-    **_each(("4.27.0", "5.0.0"), "tf_legacy_loss"),
+    "tf_legacy_loss": ("4.21.0", "5.0.0"),  # exact (4.20.0 read)
     "position_embedding_type": (None, "relative-position-embeddings-removed"),
     "problem_type": ("sequence-classification-problem-type", None),
     "classifier_dropout": ("classifier-dropout", None),
-    "gradient_checkpointing": (None, "4.17.0"),  # config.gradient_checkpointing is still honoured by post_init
-    "_attn_implementation_autoset": ("4.47.1", "4.54.0"),
+    # exact (4.10.0 read); config.gradient_checkpointing is still honoured by post_init (through **kwargs)
+    "gradient_checkpointing": (None, "4.11.0"),
+    "_attn_implementation_autoset": ("4.46.1", "4.52.1"),  # exact (4.45.0, 4.51.0 read; no 4.46.0, 4.52.0)
     "**kwargs": (None, "5.4.0"),  # exact (5.1.0 to 5.3.0 read)
 }
 
@@ -73,17 +75,20 @@ FORWARD = {  # name -> {classes: span}
     # renamed `cache` (past_key_values still taken, deprecated until 5.40); exact: 5.20.0 to 5.23.0 read
     "past_key_values": {DECODERS: (None, "5.24.0")},
     "cache": {DECODERS: ("5.24.0", None)},
-    "cache_position": {DECODERS: ("4.54.0", "5.4.0")},  # the end exact (5.1.0 to 5.3.0 read)
+    "cache_position": {DECODERS: ("4.54.0", "5.4.0")},  # exact (4.53.0, 5.3.0 read)
     "logits_to_keep": {("BertLMHeadModel",): ("5.0.0", None)},
 }
 
 ACTIVATIONS = {
     **_each(ALWAYS, "gelu", "gelu_fast", "gelu_new", "linear", "mish", "relu", "sigmoid", "silu", "swish", "tanh"),
-    "quick_gelu": ("4.6.0", None),
-    **_each(("4.17.0", None), "gelu_10", "gelu_python"),
-    **_each(("4.27.0", None), "gelu_pytorch_tanh", "relu6"),
-    **_each(("4.36.0", None), "gelu_accurate", "laplace", "leaky_relu", "relu2"),
-    "prelu": ("4.49.0", None),
+    "quick_gelu": ("4.6.0", None),  # exact (4.5.1 read)
+    "gelu_10": ("4.17.0", None),  # exact (4.16.0 read)
+    "gelu_python": ("4.12.0", None),  # exact (4.11.0 read)
+    "relu6": ("4.25.1", None),  # exact (4.24.0 read; no 4.25.0)
+    "gelu_pytorch_tanh": ("4.27.0", None),  # exact (4.26.0 read)
+    **_each(("4.28.0", None), "gelu_accurate", "laplace", "relu2"),  # exact (4.27.0)
+    "leaky_relu": ("4.36.0", None),  # exact (4.35.0 read)
+    "prelu": ("4.49.0", None),  # exact (4.48.0 read)
     "xielu": ("4.56.0", None),  # exact (4.55.0 read)
     "gelu_python_tanh": ("4.57.0", None),  # exact (4.56.0 read)
     "hardswish": ("5.4.0", None),  # exact (5.1.0 to 5.3.0 read)
@@ -92,9 +97,9 @@ ACTIVATIONS = {
 
 _COLLATOR = {
     **_each(ALWAYS, "tokenizer", "mlm", "mlm_probability"),
-    "pad_to_multiple_of": ("4.6.0", None),
-    "return_tensors": ("4.17.0", None),
-    "tf_experimental_compile": ("4.17.0", "5.0.0"),
+    "pad_to_multiple_of": ("4.6.0", None),  # exact (4.5.1 read)
+    "return_tensors": ("4.10.0", None),  # exact (4.9.0 read)
+    "tf_experimental_compile": ("4.10.0", "5.0.0"),  # exact (4.9.0 read)
     **_each(("collator-replacement-probabilities", None), "mask_replace_prob", "random_replace_prob"),
     "seed": ("4.50.0", None),
     "whole_word_mask": ("4.57.0", None),  # exact (4.56.0 read)
