@@ -27,7 +27,8 @@ import numpy as np
 from . import heads as reference_heads
 from . import losses
 from .backward_encoder import ENCODER_STATES, accumulate, bert_model_step, layer_norm_step, linear_step
-from .activations import activation, activation_derivative
+from .backward_steps import derivative
+from .activations import activation
 from .config import BertSpec
 from .decoder import decoder_model
 from .errors import ReferenceInputError
@@ -57,7 +58,7 @@ def lm_head_step(hidden, weights, grads, spec: BertSpec):
         rows = dlogits.reshape(-1, dlogits.shape[-1])
         accumulate(grads, decoder, rows.T @ h.reshape(-1, h.shape[-1]))
         accumulate(grads, p + "bias", rows.sum(axis=0))
-        return dense_back(norm_back(dlogits @ weights[decoder]) * activation_derivative(spec.hidden_act)(pre))
+        return dense_back(norm_back(dlogits @ weights[decoder]) * derivative(spec.hidden_act)(pre))
 
     return logits, back
 

@@ -14,10 +14,10 @@ lookup, as `nn.Embedding(padding_idx=pad_token_id)` gives it none.
 
 import numpy as np
 
-from .activations import activation, activation_derivative
+from .activations import activation
 from .attention import layer_head_mask
 from .backward_attention import attention_block_step
-from .backward_steps import accumulate, layer_norm_step, linear_step, softmax_backward  # noqa: F401 (re-exported)
+from .backward_steps import accumulate, derivative, layer_norm_step, linear_step, softmax_backward  # noqa: F401
 from .config import BertSpec
 from .decoder import cross_allowed
 from .encoder import allowed_keys
@@ -67,11 +67,11 @@ def layer_step(x, weights, grads, spec: BertSpec, allowed, prefix, head_mask=Non
     pre, inter_back = linear_step(a, weights, grads, prefix + "intermediate.dense")
     out, dense_back = linear_step(activation(spec.hidden_act)(pre), weights, grads, prefix + "output.dense")
     y, norm_back = layer_norm_step(out + a, weights, grads, prefix + "output.LayerNorm", spec.layer_norm_eps)
-    derivative = activation_derivative(spec.hidden_act)(pre)
+    slope = derivative(spec.hidden_act)(pre)
 
     def back(dy):
         dsum = norm_back(dy)
-        da = dsum + inter_back(dense_back(dsum) * derivative)
+        da = dsum + inter_back(dense_back(dsum) * slope)
         dstates = None
         if cross_back is not None:
             da, dstates = cross_back(da)

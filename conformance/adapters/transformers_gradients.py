@@ -3,6 +3,7 @@
 `self._model`)."""
 
 import time
+import weakref
 
 import numpy as np
 import torch
@@ -11,6 +12,22 @@ from .torch_models import TORCH_DTYPES
 
 FLOAT_INPUTS = ("head_mask", "encoder_hidden_states")  # forward arguments in the model's dtype
 INPUT_GRADS = ("encoder_hidden_states",)  # float inputs whose gradient is returned too
+
+
+_PARAMETERS = weakref.WeakKeyDictionary()  # model -> its named_parameters(remove_duplicate=False), listed once
+
+
+def _named_parameters(model):
+    """Every (state-dict name, parameter) of `model`, tied ones under each name (listed once per model: walking the
+    modules costs as much as a tiny model's backward)."""
+    if model not in _PARAMETERS:
+        _PARAMETERS[model] = list(model.named_parameters(remove_duplicate=False))
+    return _PARAMETERS[model]
+
+
+def _clear_grads(named):
+    for _, p in named:
+        p.grad = None
 
 
 class GradientMethods:
@@ -34,20 +51,21 @@ class GradientMethods:
         kwargs.update({k: torch.from_numpy(np.array(v, order="C")).to(device) for k, v in case.labels.items()})
         if case.num_items_in_batch is not None:
             kwargs["num_items_in_batch"] = case.num_items_in_batch
-        model.eval()
-        model.zero_grad(set_to_none=True)
+        if model.training:
+            model.eval()
+        named = _named_parameters(model)
+        _clear_grads(named)
         start = time.perf_counter()
         try:
             with torch.enable_grad():
                 loss = model(**kwargs, return_dict=True).loss
                 loss.backward()
-            named = list(model.named_parameters(remove_duplicate=False))
             grads = {name: (np.zeros(tuple(p.shape)) if p.grad is None
                             else p.grad.detach().to("cpu", torch.float64).numpy().copy()) for name, p in named}
             loss_value = float(loss.detach().to("cpu", torch.float64))
         finally:
             self.bare_seconds += time.perf_counter() - start
-            model.zero_grad(set_to_none=True)
+            _clear_grads(named)
         result = {name: grads[name] for name in weights}
         for k in INPUT_GRADS:
             if k in kwargs:

@@ -23,7 +23,7 @@ from ..strategies import MAX_BATCH, MAX_LENGTH, SEED_FIELDS, case_fields, case_o
 from .decoding_cases import MAX_ENCODER_LENGTH, MAX_HIDDEN, encoder_values
 from .surface_cases import HEAD_MASK_VALUES, MAX_HEADS, MAX_LAYERS, MASKS, RELATIVE, surface_mask
 
-SUBCASES = 3  # sub-cases per drawn example: a forward and backward takes about as long as building the model
+SUBCASES = 6  # sub-cases per drawn example: building the models of a new config costs several forwards and backwards
 LABELS = {"BertForPreTraining": "pretraining", "BertForMaskedLM": "tokens", "BertLMHeadModel": "tokens",
           "BertForNextSentencePrediction": "class", "BertForSequenceClassification": "class",
           "BertForMultipleChoice": "class", "BertForTokenClassification": "tokens", "BertForQuestionAnswering": "qa"}

@@ -26,7 +26,7 @@ from .gradient_cases import ENCODER_HEADS, gradient_strategy
 from .surface import ADDITIVE_MASK, ADDITIVE_MASK_ROUNDING, rules
 
 SENSITIVITY_DRAWS = 2
-MAX_EXAMPLES = 8  # each example is SUBCASES forwards and backwards on both sides, per target
+MAX_EXAMPLES = 5  # each example is SUBCASES forwards and backwards on both sides, per target
 
 
 def reference_arguments(case, adapter, target=None):
