@@ -22,7 +22,7 @@ from ..check import CAUSAL_LOSS_FLOAT32, SDPA_FLOAT64_CAUSAL_MASK, Check
 from ..compare import CONDITIONING, EPS, Comparison, compare, conditioned, rounding, tolerance
 from ..port import IGNORE_INDEX, ignore_index
 from .decoding import CROSS_FLOAT64_REFUSED, cross_rule
-from .gradient_cases import ENCODER_HEADS, gradient_strategy
+from .gradient_cases import ENCODER_HEADS, SUBCASES, gradient_strategy
 from .surface import ADDITIVE_MASK, ADDITIVE_MASK_ROUNDING, rules
 
 SENSITIVITY_DRAWS = 2
@@ -200,10 +200,11 @@ def parameter_gradients(known_differences):
     return prop
 
 
-def _check(name, heads, description, features=None, known=(), applies=None, every_attention=True, shrink=True):
+def _check(name, heads, description, features=None, known=(), applies=None, every_attention=True, shrink=True,
+           subcases=SUBCASES):
     kw = {} if applies is None else {"applies": applies}
     return Check(f"gradients.{name}", "gradients", heads[0] if len(heads) == 1 else "any", description,
-                 gradient_strategy(heads, features), kind="property", prop=each_case(parameter_gradients(known)),
+                 gradient_strategy(heads, features, subcases), kind="property", prop=each_case(parameter_gradients(known)),
                  known=known, max_examples=MAX_EXAMPLES, case_type=CaseBatch, every_attention=every_attention, shrink=shrink,
                  **kw)
 
@@ -239,7 +240,7 @@ CHECKS = [
            "a [batch, query, key] attention mask (eager), queries that see no key included, the head drawn (not token "
            "classification, whose 4.x loss reads the mask as [batch, length])",
            {"mask": "3d"}, applies=_absent("attention-mask-3d-refused", "a 3D attention mask is refused"),
-           every_attention=False),
+           every_attention=False, subcases=3),  # a [4, 12, 12] byte cube per sub-case: 6 make too large an example
     _check("relative_positions", ENCODER_HEADS,
            "relative_key / relative_key_query: the distance embeddings' gradient, none for the position embeddings, "
            "with holes in the mask, the head drawn", {"relative": True, "mask": "holes"},
