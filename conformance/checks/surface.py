@@ -235,8 +235,8 @@ CHECKS = [
              {"mask": "any"}),
     _surface("masks.causal", DECODER_HEADS, "a decoder's attention with any mask, fully masked queries included",
              {"mask": "any"}, is_decoder=True),
-    _surface("masks_3d", ENCODERS, "a [batch, query, key] attention mask (eager; 4.41-4.57 sdpa refuses it with "
-             "ValueError)", {"mask": "3d"}, prop=mask_3d, every_attention=False),
+    _surface("masks_3d", ENCODERS, "a [batch, query, key] attention mask, the whole mask (a decoder adds no causal "
+             "mask; eager only: 4.41 sdpa refuses it with ValueError, 4.54 sdpa takes it)", {"mask": "3d"}, prop=mask_3d, every_attention=False),
     _surface("masks_4d", ENCODERS, "a [batch, 1 or heads, query, key] attention mask, int, bool, float 0/1 or "
              "additive float (refused before 5.0; from 5.0 eager adds it to the scores, sdpa takes bool as a keep-mask "
              "and float as a bias and refuses int)", {}, prop=masks_4d, mask_4d=True),
