@@ -130,10 +130,10 @@ def _fully_masked(case, spec):
     return not allowed.any(axis=-1).all()
 
 
-def surface_forward(adapter, case, target):
+def surface_forward(adapter, case, target, reference_case=None):
     """Every output the model returns for a surface case (head outputs, hidden states, attention probabilities)
-    equals the reference's under the release's rules; where the release returns no attention probabilities under
-    sdpa, none are returned."""
+    equals the reference's (of `reference_case` when given: what the release reads `case` as) under the release's
+    rules; where the release returns no attention probabilities under sdpa, none are returned."""
     rule = rules(adapter, target, case)
     try:
         actual, weights = adapter.run_surface(case.copy(), target.attn, target.device, target.dtype)
@@ -142,6 +142,7 @@ def surface_forward(adapter, case, target):
             return [Comparison("raises", True, 0.0, f"explained: {SDPA_FLOAT64_CAUSAL_MASK.id}",
                                explained=SDPA_FLOAT64_CAUSAL_MASK.id)]
         raise
+    case = case if reference_case is None else reference_case
     expected = expected_outputs(case, weights, rule)
     results = []
     if getattr(case, "options", {}).get("output_attentions") and not rule["attentions"]:
@@ -179,9 +180,14 @@ def surface_forward(adapter, case, target):
 
 def mask_3d(adapter, case, target):
     """A [batch, query, key] attention mask gives each query its own visible keys (4.x eager), or is refused where
-    the release no longer takes one (5.x: RuntimeError while expanding it)."""
+    the release no longer takes one (5.x: RuntimeError while expanding it; a mask of all 1 is dropped first, as
+    an all-1 [batch, key] mask is: the outputs are those without a mask, causal for a decoder)."""
     if not adapter.has("attention-mask-3d-refused"):
         return surface_forward(adapter, case, target)
+    mask = case.inputs["attention_mask"]
+    if mask.all():
+        unmasked = replace(case, inputs=dict(case.inputs, attention_mask=np.ones(mask.shape[:2], dtype=mask.dtype)))
+        return surface_forward(adapter, case, target, reference_case=unmasked)
     try:
         adapter.run_surface(case.copy(), target.attn, target.device, target.dtype)
     except RuntimeError as exc:
