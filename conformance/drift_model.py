@@ -319,7 +319,8 @@ CHANGES += [  # noqa: F405
     Change("attention-mask-3d-refused", "5.0.0", "surface",
            "A [batch, query, key] attention mask is refused",
            "eager attention takes a 3D mask as a key mask per query (get_extended_attention_mask adds a head axis); "
-           "4.41-4.57 sdpa refuses it (ValueError: too many values to unpack)",
+           "4.41-4.44 sdpa refuses it (ValueError: too many values to unpack), 4.45-4.57 sdpa expands it as eager does "
+           "(only a 2D mask takes sdpa's own path; surface.masks_3d runs eager)",
            "masking_utils expands every mask as [batch, key]: RuntimeError for a 3D mask (a 4D 0/1 mask is taken "
            "as an additive bias, not as a mask)", ("surface.masks_3d",), _mask_3d_example),
 ]
