@@ -1,6 +1,6 @@
-"""What a property check judges with: the refusals both sides make (`refusals`), and the rounding sensitivity of a
-property's inputs (`input_sensitivity`, `judge_conditioned`). The model checks' counterpart of the sensitivity is
-`runner.sensitivity`."""
+"""What checks judge with: the refusals both sides make (`refusals`), and a case's rounding sensitivity
+(`input_sensitivity`, `judge_conditioned`), which `runner.sensitivity` and the surface, decoding and gradient checks
+measure too."""
 
 import numpy as np
 
@@ -32,12 +32,13 @@ def _perturbed(value, rng, eps):
     return value
 
 
-def input_sensitivity(reference, inputs, dtype, draws=MISS_DRAWS):
-    """A property check's rounding sensitivity: per key and element, the most the float64 reference's outputs
-    (`reference(inputs) -> {key: array}`) move when every float of `inputs` (nested lists, dicts, arrays) is moved
-    by eps(`dtype`) of itself in a random direction (`draws` seeded draws), as rounding the inputs to `dtype` could
-    move them. The property's counterpart of `sensitivity`."""
-    base = reference(inputs)
+def input_sensitivity(reference, inputs, dtype, draws=MISS_DRAWS, base=None):
+    """A case's rounding sensitivity: per key and element, the most the float64 reference's outputs
+    (`reference(inputs) -> {key: array}`) move when every float of `inputs` (nested lists, dicts, arrays: weights,
+    float inputs, a property's parameters) is moved by eps(`dtype`) of itself in a random direction (`draws` seeded
+    draws), as rounding them to `dtype` could move them. `base`: the reference's outputs on `inputs`, where the
+    caller has them. Every check's sensitivity is measured here (`runner.sensitivity` for the model checks)."""
+    base = reference(inputs) if base is None else base
     moved = {key: np.zeros_like(np.asarray(v, dtype=np.float64)) for key, v in base.items()}
     for draw in range(draws):
         out = reference(_perturbed(inputs, np.random.default_rng(draw), EPS[dtype]))

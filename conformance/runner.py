@@ -17,7 +17,7 @@ from reference import BertSpec
 from reference import heads as ref_heads
 
 from .compare import CONDITIONING, EPS, REDUCED, Comparison, compare, conditioned, tolerance
-from .judges import MISS_DRAWS, SENSITIVITY_DRAWS
+from .judges import MISS_DRAWS, SENSITIVITY_DRAWS, input_sensitivity
 from .known_bugs import confirm, judged
 from .port import IGNORE_INDEX, ignore_index, outputs_lacking
 
@@ -176,17 +176,8 @@ def sensitivity(case, weights, adapter, dtype, draws=SENSITIVITY_DRAWS):
 
 
 def _sensitivity(case, weights, adapter, dtype, draws):
-    base = flatten(shared_reference_outputs(case, weights, adapter))
-    moved = {key: np.zeros_like(value, dtype=np.float64) for key, value in base.items()}
-    for draw in range(draws):
-        rng = np.random.default_rng(draw)
-        perturbed = {name: w * (1 + EPS[dtype] * rng.choice((-1.0, 1.0), size=np.shape(w)))
-                     if np.issubdtype(np.asarray(w).dtype, np.floating) else w for name, w in weights.items()}
-        out = flatten(reference_outputs(case, perturbed, adapter))
-        with np.errstate(invalid="ignore"):  # NaN or infinite outputs move by NaN: no sensitivity to speak of
-            for key in moved:
-                moved[key] = np.fmax(moved[key], np.abs(out[key] - base[key]))
-    return moved
+    return input_sensitivity(lambda moved: flatten(reference_outputs(case, moved, adapter)), dict(weights), dtype,
+                             draws, base=flatten(shared_reference_outputs(case, weights, adapter)))
 
 
 def run_check(check, adapter, case, target):

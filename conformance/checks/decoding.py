@@ -14,7 +14,7 @@ from reference.heads import as_float64, lm_prediction_head
 
 from ..check import SDPA_FLOAT64_CAUSAL_MASK, Check, KnownDifference
 from ..compare import EPS, Comparison, compare, conditioned, tolerance
-from ..judges import refusals
+from ..judges import input_sensitivity, refusals
 from .decoding_cases import decoder_cases
 
 CROSS_FLOAT64_REFUSED = KnownDifference(
@@ -73,19 +73,11 @@ def reference_outputs(case, weights, chunks=None, causal_when_square=False):
     return out
 
 
-def sensitivity(case, weights, dtype, chunks=None, rule=False, draws=2):
+def sensitivity(case, weights, dtype, chunks=None, rule=False):
     """How far the reference's outputs move when every weight moves by eps(`dtype`) of itself in a random direction
-    (`draws` seeded draws): the case's own rounding sensitivity (as `conformance.runner.sensitivity`)."""
-    base = reference_outputs(case, weights, chunks, rule)
-    moved = {key: np.zeros_like(value) for key, value in base.items()}
-    for draw in range(draws):
-        rng = np.random.default_rng(draw)
-        perturbed = {name: np.asarray(w) * (1 + EPS[dtype] * rng.choice((-1.0, 1.0), size=np.shape(w)))
-                     for name, w in weights.items()}
-        out = reference_outputs(case, perturbed, chunks, rule)
-        for key in moved:
-            moved[key] = np.fmax(moved[key], np.abs(out[key] - base[key]))
-    return moved
+    (`judges.input_sensitivity`): the case's own rounding sensitivity (as `conformance.runner.sensitivity`)."""
+    return input_sensitivity(lambda moved: reference_outputs(case, moved, chunks, rule),
+                             {name: np.asarray(w) for name, w in weights.items()}, dtype)
 
 
 def _judge(key, actual, expected, target, moved):

@@ -20,12 +20,12 @@ from reference.backward import head_gradients
 from ..batch import CaseBatch, each_case
 from ..check import CAUSAL_LOSS_FLOAT32, SDPA_FLOAT64_CAUSAL_MASK, Check
 from ..compare import CONDITIONING, EPS, Comparison, compare, conditioned, rounding, tolerance
+from ..judges import input_sensitivity
 from ..port import IGNORE_INDEX, ignore_index
 from .decoding import CROSS_FLOAT64_REFUSED, cross_rule
 from .gradient_cases import ENCODER_HEADS, SUBCASES, gradient_strategy
 from .surface import ADDITIVE_MASK, ADDITIVE_MASK_ROUNDING, rules
 
-SENSITIVITY_DRAWS = 2
 MAX_EXAMPLES = 5  # each example is SUBCASES forwards and backwards on both sides, per target
 
 
@@ -100,26 +100,18 @@ def unread_rows(case, name):
 
 
 def _sensitivity(case, weights, adapter, target, base):
-    """How far the reference's loss and gradients move when every weight moves by eps(`dtype`) of itself in a random
-    direction (`SENSITIVITY_DRAWS` seeded draws), as rounding the weights to `dtype` could move them."""
-    moved = {key: np.zeros_like(value, dtype=np.float64) for key, value in base.items()}
-    eps = EPS[target.dtype]
-    for draw in range(SENSITIVITY_DRAWS):
-        rng = np.random.default_rng(draw)
+    """How far the reference's loss and gradients move when every weight, and the float inputs (encoder states,
+    head mask), move by eps(`dtype`) of themselves in a random direction (`judges.input_sensitivity`), as rounding
+    them to `dtype` could move them."""
+    floats = {key: case.inputs[key] for key in ("encoder_hidden_states", "head_mask") if key in case.inputs}
 
-        def jitter(w):
-            return w * (1 + eps * rng.choice((-1.0, 1.0), size=np.shape(w)))
-
-        perturbed = {name: jitter(w) for name, w in weights.items()}
+    def reference_at(moved):
         moved_case = case.copy()
-        for key in ("encoder_hidden_states", "head_mask"):
-            if key in moved_case.inputs:
-                moved_case.inputs[key] = jitter(moved_case.inputs[key])
+        moved_case.inputs.update(moved["inputs"])
         with np.errstate(invalid="ignore"):
-            out, _ = _reference(moved_case, perturbed, adapter, target)
-            for key in moved:
-                moved[key] = np.fmax(moved[key], np.abs(out[key] - base[key]))
-    return moved
+            return _reference(moved_case, moved["weights"], adapter, target)[0]
+
+    return input_sensitivity(reference_at, {"weights": dict(weights), "inputs": floats}, target.dtype, base=base)
 
 
 def sees_no_key(case):

@@ -18,6 +18,7 @@ from ..case import logit_keys
 from ..check import SDPA_FLOAT64_CAUSAL_MASK, Check
 from ..known_bugs import judged
 from ..compare import CONDITIONING, EPS, Comparison, compare, conditioned, rounding, tolerance
+from ..judges import input_sensitivity
 from .surface_draw import DECODER_HEADS, SURFACE_HEADS, UNTIED_HEADS, SurfaceBatch, surface_batch_strategy
 
 ADDITIVE_MASK = -10000.0  # the masked value of transformers before 4.21
@@ -101,23 +102,14 @@ def _flat_actual(actual):
     return flat
 
 
-def _sensitivity(case, weights, rule, dtype, base, draws=2):
-    """How far the reference's outputs move when every weight and float input is moved by eps(`dtype`) of itself
-    in a random direction (as rounding them to `dtype` may), the most over `draws` seeded draws."""
-    moved = {key: np.zeros_like(value) for key, value in base.items()}
-    for draw in range(draws):
-        rng = np.random.default_rng(draw)
-
-        def jitter(w):
-            return w * (1 + EPS[dtype] * rng.choice((-1.0, 1.0), size=np.shape(w)))
-
-        perturbed = {name: jitter(w) for name, w in weights.items()}
-        inputs = {k: jitter(v) if k == "inputs_embeds" or (k == "attention_mask" and v.dtype.kind == "f") else v
-                  for k, v in case.inputs.items()}
-        out = expected_outputs(replace(case, inputs=inputs), perturbed, rule)
-        for key in moved:
-            moved[key] = np.fmax(moved[key], np.abs(out[key] - base[key]))
-    return moved
+def _sensitivity(case, weights, rule, dtype, base):
+    """How far the reference's outputs move when every weight and float input (`inputs_embeds`, a float mask) is
+    moved by eps(`dtype`) of itself in a random direction (`judges.input_sensitivity`), as rounding them may."""
+    floats = {k: v for k, v in case.inputs.items()
+              if k == "inputs_embeds" or (k == "attention_mask" and v.dtype.kind == "f")}
+    return input_sensitivity(
+        lambda moved: expected_outputs(replace(case, inputs={**case.inputs, **moved["inputs"]}), moved["weights"], rule),
+        {"weights": dict(weights), "inputs": floats}, dtype, base=base)
 
 
 def _fully_masked(case, spec):
