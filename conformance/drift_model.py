@@ -319,13 +319,21 @@ CHANGES += [  # noqa: F405
     Change("attention-mask-3d-refused", "5.0.0", "surface",
            "A [batch, query, key] attention mask is refused",
            "eager attention takes a 3D mask as a key mask per query (get_extended_attention_mask adds a head axis); "
-           "4.41-4.44 sdpa refuses it (ValueError: too many values to unpack), 4.45-4.57 sdpa expands it as eager does "
-           "(only a 2D mask takes sdpa's own path; surface.masks_3d runs eager)",
+           "4.41-4.44 sdpa refuses it (ValueError), 4.45-4.57 sdpa expands it as eager does (see "
+           "sdpa-attention-mask-3d-expanded)",
            "masking_utils expands every mask as [batch, key]: RuntimeError for a 3D mask (a 4D 0/1 mask is taken "
            "as an additive bias, not as a mask)", ("surface.masks_3d",), _mask_3d_example),
 ]
 
 CHANGES += [  # noqa: F405
+    Change("sdpa-attention-mask-3d-expanded", "4.45.0", "surface",
+           "sdpa attention takes a [batch, query, key] attention mask as eager does",
+           "BertModel prepares every mask under sdpa with _prepare_4d_(causal_)attention_mask_for_sdpa, which reads "
+           "it as [batch, key]: ValueError (too many values to unpack) for a 3D mask, except a decoder's mask of all "
+           "1, which it drops (the decoder then attends causally, where eager adds no causal mask to a 3D mask)",
+           "only a 2D mask takes sdpa's own preparation; a 3D mask goes through get_extended_attention_mask, as "
+           "under eager: query i sees the keys of row i, no causal mask added",
+           ("surface.masks_3d",)),
     Change("decoder-cache-created-on-first-pass", "4.54.0", "surface",
            "a decoder with use_cache creates its KV cache before the first forward",
            "the cache exists only once a forward returned it (past_key_value is None on a first full pass)",

@@ -6,6 +6,7 @@ and compares every output the model returns (the head's outputs, every hidden st
 probabilities) with the reference, which follows the release's rules (`rules`, through `adapter.has`).
 """
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -171,20 +172,30 @@ def surface_forward(adapter, case, target, reference_case=None):
 
 
 def mask_3d(adapter, case, target):
-    """A [batch, query, key] attention mask gives each query its own visible keys (4.x eager), or is refused where
-    the release no longer takes one (5.x: RuntimeError while expanding it; a mask of all 1 is dropped first, as
-    an all-1 [batch, key] mask is: the outputs are those without a mask, causal for a decoder)."""
-    if not adapter.has("attention-mask-3d-refused"):
+    """A [batch, query, key] attention mask gives each query its own visible keys, the whole mask (4.x eager, and
+    sdpa from 4.45), or is refused where the release no longer takes one: 5.x (RuntimeError while expanding it) and
+    4.41-4.44 sdpa (ValueError while reading it as [batch, key]; a float64 decoder's causal sdpa mask overflows
+    first, the known difference sdpa-float64-causal-padding-mask). Where refused, a mask of all 1 is dropped first
+    (in 4.41-4.44 sdpa a decoder's only) and the outputs are those without a mask, causal for a decoder."""
+    early_sdpa = target.attn == "sdpa" and not adapter.has("sdpa-attention-mask-3d-expanded")
+    if not (adapter.has("attention-mask-3d-refused") or early_sdpa):
         return surface_forward(adapter, case, target)
     mask = case.inputs["attention_mask"]
-    if mask.all():
+    if mask.all() and (case.config.get("is_decoder") or not early_sdpa):
         unmasked = replace(case, inputs=dict(case.inputs, attention_mask=np.ones(mask.shape[:2], dtype=mask.dtype)))
         return surface_forward(adapter, case, target, reference_case=unmasked)
+    expected = ValueError if early_sdpa else RuntimeError
+    known = SDPA_FLOAT64_CAUSAL_MASK
     try:
         adapter.run_surface(case.copy(), target.attn, target.device, target.dtype)
-    except RuntimeError as exc:
+    except Exception as exc:
+        if known.applies(adapter, case, target) and re.search(known.raises, f"{type(exc).__name__}: {exc}"):
+            return [Comparison("raises", True, 0.0, f"explained: {known.id}")]
+        if not isinstance(exc, expected):
+            raise
         return [Comparison("refusal", True, 0.0, f"refused: {type(exc).__name__}")]
-    return [Comparison("refusal", False, np.inf, "a 3D attention mask was accepted; this release refuses it")]
+    return [Comparison("refusal", False, np.inf, f"a 3D attention mask was accepted; this release refuses it "
+                       f"({expected.__name__})")]
 
 
 def masks_4d(adapter, case, target):
@@ -234,7 +245,7 @@ CHECKS = [
     _surface("masks.causal", DECODER_HEADS, "a decoder's attention with any mask, fully masked queries included",
              {"mask": "any"}, is_decoder=True),
     _surface("masks_3d", ENCODERS, "a [batch, query, key] attention mask, the whole mask (a decoder adds no causal "
-             "mask; eager only: 4.41 sdpa refuses it with ValueError, 4.54 sdpa takes it)", {"mask": "3d"}, prop=mask_3d, every_attention=False),
+             "mask; refused from 5.0, and under sdpa before 4.45)", {"mask": "3d"}, prop=mask_3d),
     _surface("masks_4d", ENCODERS, "a [batch, 1 or heads, query, key] attention mask, int, bool, float 0/1 or "
              "additive float (refused before 5.0; from 5.0 eager adds it to the scores, sdpa takes bool as a keep-mask "
              "and float as a bias and refuses int)", {}, prop=masks_4d, mask_4d=True),
