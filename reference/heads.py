@@ -4,7 +4,7 @@ Each head returns a dict named like the transformers output (`logits`, `predicti
 plus `last_hidden_state`; given labels it adds `loss` and `loss_grad`, a dict from each logits name to
 d(loss)/d(logits). Weights are named like the head's transformers `state_dict` (encoder under `bert.`). The heads
 with a cross-entropy loss take `ignore_index`, the label it leaves out (-100, transformers' rule, by default).
-Every head but multiple choice takes `surface`, a dict of extra `encoder.bert_model` keyword arguments
+Every head takes `surface`, a dict of extra `encoder.bert_model` keyword arguments
 (`inputs_embeds`, `head_mask`, `fully_masked`, `record`); the MLM heads take `decoder_bias` (`lm_prediction_head`).
 """
 
@@ -122,22 +122,28 @@ def sequence_classification(weights, spec, input_ids, attention_mask=None, token
 
 
 def multiple_choice(weights, spec, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
-                    ignore_index=losses.IGNORE_INDEX):
+                    ignore_index=losses.IGNORE_INDEX, surface=None):
     """BertForMultipleChoice: [B, C, L] inputs are flattened to [B * C, L], each scored by a [hidden, 1] linear layer
-    on its pooled output, and the scores reshaped to [B, C] (`losses.multiple_choice_logits`); loss cross-entropy."""
-    input_ids = np.asarray(input_ids)
-    if input_ids.ndim != 3:
-        raise ReferenceInputError(f"multiple-choice input_ids must be [batch, choices, sequence], got {input_ids.shape}")
-    num_choices, length = input_ids.shape[1:]
+    on its pooled output, and the scores reshaped to [B, C] (`losses.multiple_choice_logits`); loss cross-entropy.
+    `surface`'s `inputs_embeds` [B, C, L, hidden] (with `input_ids` None) is flattened to [B * C, L, hidden] too;
+    its other keywords apply to the flattened rows (a `record` of hidden states holds [B * C, L, hidden])."""
+    surface = dict(surface or {})
+    embeds = surface.get("inputs_embeds")
+    shape = np.shape(input_ids) if input_ids is not None else np.shape(embeds)[:3]
+    if len(shape) != 3:
+        raise ReferenceInputError(f"multiple-choice input_ids must be [batch, choices, sequence], got {shape}")
+    num_choices, length = shape[1:]
 
     def flat(t):
-        if t is not None and np.shape(t) != input_ids.shape:
+        if t is not None and np.shape(t) != tuple(shape):
             raise ReferenceInputError(f"multiple-choice inputs must all be [B, C, L]; got {np.shape(t)}")
         return None if t is None else np.asarray(t).reshape(-1, length)
 
+    if embeds is not None:
+        surface["inputs_embeds"] = np.asarray(embeds).reshape(-1, length, np.shape(embeds)[-1])
     weights = as_float64(weights)
     hidden, pooled = bert_model(weights, spec, flat(input_ids), flat(attention_mask), flat(token_type_ids),
-                                flat(position_ids))
+                                flat(position_ids), **surface)
     scores = linear(pooled, weights["classifier.weight"], weights["classifier.bias"])
     out = {"last_hidden_state": hidden, "logits": losses.multiple_choice_logits(scores, num_choices)}
     if labels is None:

@@ -165,6 +165,27 @@ def test_inputs_embeds_of_the_word_embeddings_equal_input_ids():
         encoder.embeddings(w, spec, ids, inputs_embeds=embeds)
 
 
+def test_multiple_choice_flattens_its_surface_inputs_as_it_flattens_its_ids():
+    """[B, C, L] multiple choice with inputs_embeds [B, C, L, H] (the word embeddings of its ids) and a mask with a
+    fully masked row gives the scores of its ids, and every choice's row scores as that row alone does."""
+    spec = tiny_spec()
+    w = head_weights("BertForMultipleChoice", spec)
+    ids = np.array([[[1, 2, 3], [4, 5, 6]], [[2, 2, 0], [7, 1, 3]]])
+    mask = np.array([[[1, 1, 0], [0, 0, 0]], [[1, 1, 1], [0, 1, 1]]])
+    surface = {"fully_masked": "uniform", "record": {}}
+    a = heads.multiple_choice(w, spec, ids, mask, surface=surface)
+    embeds = w["bert.embeddings.word_embeddings.weight"][ids]
+    b = heads.multiple_choice(w, spec, None, mask, surface=dict(surface, inputs_embeds=embeds, record={}))
+    np.testing.assert_array_equal(b["logits"], a["logits"])
+    assert [h.shape for h in surface["record"]["hidden_states"]] == [(4, 3, spec.hidden_size)] * (
+        spec.num_hidden_layers + 1)
+    for i in range(2):
+        for c in range(2):
+            one = heads.multiple_choice(w, spec, ids[i:i + 1, c:c + 1], mask[i:i + 1, c:c + 1],
+                                        surface={"fully_masked": "uniform"})
+            np.testing.assert_allclose(one["logits"][0, 0], a["logits"][i, c], **TIGHT)
+
+
 def test_recorded_hidden_states_and_attentions():
     spec = tiny_spec(num_hidden_layers=3)
     w = encoder_weights(spec, np.random.default_rng(1), prefix="")

@@ -20,7 +20,8 @@ from ..check import SDPA_FLOAT64_CAUSAL_MASK, Check
 from ..known_bugs import judged
 from ..compare import CONDITIONING, EPS, Comparison, compare, conditioned, rounding, tolerance
 from ..judges import input_sensitivity
-from .surface_draw import DECODER_HEADS, SURFACE_HEADS, UNTIED_HEADS, SurfaceBatch, surface_batch_strategy
+from .surface_draw import (DECODER_HEADS, FLAT_MASK_HEADS, SURFACE_HEADS, UNTIED_HEADS, SurfaceBatch,
+                           surface_batch_strategy)
 
 ADDITIVE_MASK = -10000.0  # the masked value of transformers before 4.21
 ADDITIVE_MASK_ROUNDING = "additive-mask-rounding"
@@ -230,7 +231,7 @@ def _surface(name, heads, description, features, known=(), max_examples=5, prop=
 
 
 ENCODERS = SURFACE_HEADS  # every head; BertLMHeadModel is drawn as a decoder (is_decoder=True)
-BIDIRECTIONAL = SURFACE_HEADS[:-1]  # every head but the decoder (relative positions in a decoder: .causal)
+BIDIRECTIONAL = tuple(h for h in SURFACE_HEADS if h != "BertLMHeadModel")  # relative positions in a decoder: .causal
 
 CHECKS = [
     _surface("relative_positions", BIDIRECTIONAL,
@@ -244,9 +245,9 @@ CHECKS = [
              {"mask": "any"}),
     _surface("masks.causal", DECODER_HEADS, "a decoder's attention with any mask, fully masked queries included",
              {"mask": "any"}, is_decoder=True),
-    _surface("masks_3d", ENCODERS, "a [batch, query, key] attention mask, the whole mask (a decoder adds no causal "
+    _surface("masks_3d", FLAT_MASK_HEADS, "a [batch, query, key] attention mask, the whole mask (a decoder adds no causal "
              "mask; refused from 5.0, and under sdpa before 4.45)", {"mask": "3d"}, prop=mask_3d),
-    _surface("masks_4d", ENCODERS, "a [batch, 1 or heads, query, key] attention mask, int, bool, float 0/1 or "
+    _surface("masks_4d", FLAT_MASK_HEADS, "a [batch, 1 or heads, query, key] attention mask, int, bool, float 0/1 or "
              "additive float (refused before 5.0; from 5.0 eager adds it to the scores, sdpa takes bool as a keep-mask "
              "and float as a bias and refuses int)", {}, prop=masks_4d, mask_4d=True),
     _surface("attentions", ENCODERS,

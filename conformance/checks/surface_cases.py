@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from ..case import Case
 from ..check import activations
 from ..port import narrowing
-from ..strategies import MAX_BATCH, MAX_LENGTH, cases, header_and_bytes
+from ..strategies import MAX_BATCH, MAX_CHOICES, MAX_LENGTH, cases, header_and_bytes
 
 RELATIVE = ("relative_key", "relative_key_query")
 MASKS = ("right", "left", "holes", "fully_masked")
@@ -79,22 +79,28 @@ def surface_cases(draw, head, acts, features, is_decoder=False, num_labels=None,
     base = draw(cases(head, acts, labels="none", is_decoder=is_decoder, num_labels=num_labels, fixed=config_fixed,
                       lacking=lacking, ignore_index=ignore_index))
     fields = [("relative", len(RELATIVE)), ("mask", len(MASKS)), ("head_mask_shape", 2)]
-    grid = MAX_BATCH * MAX_LENGTH
-    embedded = grid * MAX_HIDDEN if "inputs_embeds" in features else 0
+    config, inputs, options = dict(base.config), dict(base.inputs), {}
+    # multiple choice: its [batch, choices, length] inputs are drawn as the [batch * choices, length] rows it flattens
+    # them to, and shaped back at the end
+    choices = inputs["input_ids"].shape[1] if head == "BertForMultipleChoice" else None
+    if choices:
+        inputs = {k: v.reshape(-1, v.shape[-1]) for k, v in inputs.items()}
+    rows = MAX_BATCH * (MAX_CHOICES if choices else 1)
+    grid = rows * MAX_LENGTH
+    embedded = MAX_BATCH * MAX_LENGTH * MAX_HIDDEN if "inputs_embeds" in features else 0  # rows beyond: repeated
     per_query = grid * MAX_LENGTH if features.get("mask") == "3d" else 0
-    h, raw = header_and_bytes(draw, fields, grid + MAX_BATCH + MAX_LAYERS * MAX_HEADS + embedded + per_query)
-    bits, lengths = raw[:grid].reshape(MAX_BATCH, MAX_LENGTH), raw[grid:grid + MAX_BATCH]
-    rest = raw[grid + MAX_BATCH:]
+    h, raw = header_and_bytes(draw, fields, grid + rows + MAX_LAYERS * MAX_HEADS + embedded + per_query)
+    bits, lengths = raw[:grid].reshape(rows, MAX_LENGTH), raw[grid:grid + rows]
+    rest = raw[grid + rows:]
     head_bytes, rest = rest[:MAX_LAYERS * MAX_HEADS], rest[MAX_LAYERS * MAX_HEADS:]
     embed_bytes, mask_bytes = rest[:embedded], rest[embedded:]
-    config, inputs, options = dict(base.config), dict(base.inputs), {}
     batch, length = inputs["input_ids"].shape
     if "relative" in features:
         config["position_embedding_type"] = RELATIVE[h["relative"]]
     if "mask" in features:
         kind = MASKS[h["mask"]] if features["mask"] == "any" else features["mask"]
         if kind == "3d":
-            cube = mask_bytes.reshape(MAX_BATCH, MAX_LENGTH, MAX_LENGTH)[:batch, :length, :length]
+            cube = mask_bytes.reshape(rows, MAX_LENGTH, MAX_LENGTH)[:batch, :length, :length]
             inputs["attention_mask"] = (cube % 2).astype(np.int64)
         else:
             inputs["attention_mask"] = surface_mask(kind, bits, lengths, batch, length)
@@ -105,12 +111,15 @@ def surface_cases(draw, head, acts, features, is_decoder=False, num_labels=None,
         inputs["head_mask"] = values.reshape(shape)
     if "inputs_embeds" in features:
         hidden = config["hidden_size"]
-        values = (embed_bytes.reshape(MAX_BATCH, MAX_LENGTH, MAX_HIDDEN)[:batch, :length, :hidden] - 128) / 64.0
+        table = embed_bytes.reshape(MAX_BATCH, MAX_LENGTH, MAX_HIDDEN)
+        values = (table[np.arange(batch) % MAX_BATCH, :length, :hidden] - 128) / 64.0
         del inputs["input_ids"]
         inputs["inputs_embeds"] = values
     for option in ("attentions", "hidden_states"):
         if option in features:
             options[f"output_{option}"] = True
+    if choices:
+        inputs = {k: v if k == "head_mask" else v.reshape(-1, choices, *v.shape[1:]) for k, v in inputs.items()}
     return SurfaceCase(head, config, base.weights_seed, inputs, {}, None, options)
 
 

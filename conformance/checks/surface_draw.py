@@ -17,11 +17,13 @@ from ..port import narrowing
 from ..strategies import header_and_bytes
 from .surface_cases import MAX_HEADS, SurfaceCase, surface_cases
 
-# The heads whose forward takes the surface's keywords, simplest first (multiple choice, whose inputs are
-# [batch, choices, length], is left out: the reference takes its surface keywords for the other eight).
+# The heads whose forward takes the surface's keywords, simplest first; multiple choice, whose [batch, choices,
+# length] inputs it flattens to [batch * choices, length], takes every one but a 3D or 4D mask (it views every mask
+# as [-1, length]).
 SURFACE_HEADS = ("BertModel", "BertForSequenceClassification", "BertForTokenClassification",
                  "BertForQuestionAnswering", "BertForNextSentencePrediction", "BertForMaskedLM", "BertForPreTraining",
-                 "BertLMHeadModel")
+                 "BertLMHeadModel", "BertForMultipleChoice")
+FLAT_MASK_HEADS = SURFACE_HEADS[:-1]  # the heads that take a 3D or 4D attention mask
 DECODER_HEADS = ("BertModel", "BertLMHeadModel")  # the heads drawn with is_decoder=True
 UNTIED_HEADS = ("BertForMaskedLM", "BertForPreTraining", "BertLMHeadModel")  # the heads with an MLM decoder
 
@@ -75,6 +77,8 @@ def head_keywords(head, kw):
     kw = dict(kw, is_decoder=kw.get("is_decoder", False) or head == "BertLMHeadModel")
     if head == "BertForQuestionAnswering":
         kw["num_labels"] = 2
+    if head == "BertForMultipleChoice":
+        kw["num_labels"] = 1
     return kw
 
 
