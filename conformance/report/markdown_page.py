@@ -18,7 +18,7 @@ from .text import (CHANGED, cell_text, change_example, column_label, explained_d
                    unfinished_runs, version_counts, version_note)
 
 WIDE_TABLE_COLUMNS = 8  # more (version x target) columns than this: compact per-version tables instead
-MAX_MAIN_BYTES = 120_000  # COMPATIBILITY.md's budget (146 checks, 18 implementations and releases); tests hold the committed report to it
+MAX_MAIN_BYTES = 128_000  # COMPATIBILITY.md's budget (154 checks, 18 implementations and releases, 5 dtypes); tests hold the committed report to it
 VERSIONS_DIR = "versions"  # the per-version pages, next to COMPATIBILITY.md
 
 
