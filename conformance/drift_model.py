@@ -325,6 +325,16 @@ CHANGES += [  # noqa: F405
            "as an additive bias, not as a mask)", ("surface.masks_3d",), _mask_3d_example),
 ]
 
+def _sdpa_mask_3d_example():
+    import numpy as np
+    ids, mask = np.array([[1, 2, 0]]), np.array([[[1, 0, 0], [1, 1, 0], [0, 1, 1]]])
+    return {"input": "BertModel (sdpa), input_ids [[1, 2, 0]], attention_mask [[[1, 0, 0], [1, 1, 0], [0, 1, 1]]] "
+                     "([batch, query, key]; one layer, hidden 4, two heads, weights N(0, 1) seed 0)",
+            "old": "refused (ValueError: too many values to unpack (expected 2))",
+            "new": "last_hidden_state " + fmt(_surface_hidden(ids, mask)) + " (as eager: query i sees the keys of row "
+                   "i)"}
+
+
 CHANGES += [  # noqa: F405
     Change("sdpa-attention-mask-3d-expanded", "4.45.0", "surface",
            "sdpa attention takes a [batch, query, key] attention mask as eager does",
@@ -333,7 +343,7 @@ CHANGES += [  # noqa: F405
            "1, which it drops (the decoder then attends causally, where eager adds no causal mask to a 3D mask)",
            "only a 2D mask takes sdpa's own preparation; a 3D mask goes through get_extended_attention_mask, as "
            "under eager: query i sees the keys of row i, no causal mask added",
-           ("surface.masks_3d",)),
+           ("surface.masks_3d",), _sdpa_mask_3d_example),
     Change("decoder-cache-created-on-first-pass", "4.54.0", "surface",
            "a decoder with use_cache creates its KV cache before the first forward",
            "the cache exists only once a forward returned it (past_key_value is None on a first full pass)",
