@@ -6,7 +6,7 @@ Nothing here imports torch or transformers: weights are random numpy arrays name
 
 import numpy as np
 
-from reference import BertSpec
+from reference import BertSpec, backward
 
 
 def tiny_spec(**overrides) -> BertSpec:
@@ -110,3 +110,24 @@ def assert_matches_finite_differences(f, x, analytic, rtol=1e-6, atol=1e-9):
     assert analytic.shape == np.shape(x), (analytic.shape, np.shape(x))
     assert np.isfinite(analytic).all()
     np.testing.assert_allclose(analytic, numerical_gradient(f, x), rtol=rtol, atol=atol)
+
+
+def directional(loss, weights, name, direction, h=1e-6):
+    """d/dt loss(weights with `name` + t direction) at t = 0, by central differences (tied aliases move along)."""
+    def at(t):
+        return loss({k: (v + t * direction if v is weights[name] else v) for k, v in weights.items()})
+    return (at(h) - at(-h)) / (2 * h)
+
+
+def assert_directional(loss, spec, weights, grads, skip=()):
+    """Every parameter's gradient in `grads` against central differences of `loss(weights)` along a random
+    direction (a tied alias once; the [PAD] row of the word embeddings left still: its gradient is not d loss)."""
+    rng = np.random.default_rng(5)
+    for name in sorted(weights):
+        if name in backward.TIED and weights[name] is weights[backward.TIED[name]] or name in skip:
+            continue
+        direction = rng.normal(size=np.shape(weights[name]))
+        if name.endswith("word_embeddings.weight") and spec.pad_token_id is not None:
+            direction[spec.pad_token_id] = 0.0
+        np.testing.assert_allclose((grads[name] * direction).sum(), directional(loss, weights, name, direction),
+                                   rtol=1e-5, atol=1e-7, err_msg=name)

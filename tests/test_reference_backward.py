@@ -9,7 +9,8 @@ embeddings, where the [PAD] row rule lives, entry by entry.
 import numpy as np
 import pytest
 
-from helpers_reference import head_weights, numerical_gradient, tiny_spec
+import helpers_reference
+from helpers_reference import directional, head_weights, numerical_gradient, tiny_spec
 from reference import ReferenceInputError, activations, backward, heads
 
 pytestmark = pytest.mark.reference
@@ -66,25 +67,8 @@ def loss_of(head, spec, kwargs):
     return lambda weights: heads.HEADS[head](weights, spec, **kwargs)["loss"]
 
 
-def directional(loss, weights, name, direction, h=1e-6):
-    """d/dt loss(weights with `name` + t direction) at t = 0, by central differences (tied aliases move along)."""
-    def at(t):
-        moved = {k: (v + t * direction if v is weights[name] else v) for k, v in weights.items()}
-        return loss(moved)
-    return (at(h) - at(-h)) / (2 * h)
-
-
 def assert_directional(head, spec, weights, kwargs, grads, skip=()):
-    loss = loss_of(head, spec, kwargs)
-    rng = np.random.default_rng(5)
-    for name in sorted(weights):
-        if name in backward.TIED and weights[name] is weights[backward.TIED[name]] or name in skip:
-            continue
-        direction = rng.normal(size=weights[name].shape)
-        if name == WORD and spec.pad_token_id is not None:
-            direction[spec.pad_token_id] = 0.0  # the [PAD] row's gradient is not d loss (tested on its own)
-        np.testing.assert_allclose((grads[name] * direction).sum(), directional(loss, weights, name, direction),
-                                   rtol=1e-5, atol=1e-7, err_msg=name)
+    helpers_reference.assert_directional(loss_of(head, spec, kwargs), spec, weights, grads, skip)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -13,6 +13,7 @@ Jacobian: the finite differences of "all_keys" there are the "uniform" rule's gr
 import numpy as np
 import pytest
 
+import helpers_reference
 from helpers_reference import head_weights, numerical_gradient, tiny_spec
 from reference import ReferenceInputError, backward
 
@@ -99,24 +100,8 @@ def loss_of(head, spec, kwargs):
     return lambda weights: backward.forward(head, weights, spec, **kwargs)["loss"]
 
 
-def directional(loss, weights, name, direction, h=1e-6):
-    """d/dt loss(weights with `name` + t direction) at t = 0, by central differences (tied aliases move along)."""
-    def at(t):
-        return loss({k: (v + t * direction if v is weights[name] else v) for k, v in weights.items()})
-    return (at(h) - at(-h)) / (2 * h)
-
-
 def assert_directional(head, spec, weights, kwargs, grads, loss=None):
-    loss = loss or loss_of(head, spec, kwargs)
-    rng = np.random.default_rng(5)
-    for name in sorted(weights):
-        if name in backward.TIED and weights[name] is weights[backward.TIED[name]]:
-            continue
-        direction = rng.normal(size=np.shape(weights[name]))
-        if name.endswith("word_embeddings.weight"):
-            direction[spec.pad_token_id] = 0.0  # the [PAD] row's gradient is not d loss (tests/test_reference_backward)
-        np.testing.assert_allclose((grads[name] * direction).sum(), directional(loss, weights, name, direction),
-                                   rtol=1e-5, atol=1e-7, err_msg=name)
+    helpers_reference.assert_directional(loss or loss_of(head, spec, kwargs), spec, weights, grads)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
